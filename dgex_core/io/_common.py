@@ -1,0 +1,160 @@
+"""Helpers shared by the readers: opening files transparently through gzip, sniffing
+magic bytes, parsing numbers with missing-value markers."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zlib
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from ..errors import DataFormatError
+
+GZIP_MAGIC = b"\x1f\x8b"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+PARQUET_MAGIC = b"PAR1"
+
+#: Tokens read as a missing value (NaN) in numeric cells, compared case-insensitively.
+MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none", "#n/a", "n/a", "-666", "-666.0", "inf_missing"})
+
+
+def head_bytes(path: str | os.PathLike, n: int = 4096) -> bytes:
+    """The first ``n`` bytes of a file, decompressed when it is gzip.
+
+    Raises
+    ------
+    DataFormatError
+        If the file is missing, empty, or a gzip stream too damaged to start.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataFormatError(p, None, "file not found", "an existing file path")
+    if p.is_dir():
+        raise DataFormatError(p, None, "is a folder, not a file", "a file path")
+    with open(p, "rb") as fh:
+        raw = fh.read(n)
+    if not raw:
+        raise DataFormatError(p, "line 1", "the file is empty", "a non-empty expression file")
+    if raw[:2] == GZIP_MAGIC:
+        try:
+            with gzip.open(p, "rb") as fh:
+                raw = fh.read(n)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataFormatError(p, "gzip stream", f"cannot decompress: {e}", "a complete gzip file") from None
+        if not raw:
+            raise DataFormatError(p, "line 1", "the file is empty once decompressed", "a non-empty expression file")
+    return raw
+
+
+def is_gzip(path: str | os.PathLike) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def open_text(path: str | os.PathLike) -> IO[str]:
+    """Open a text file for reading, through gzip when its magic bytes say so.
+
+    Decoding is UTF-8 with replacement so stray bytes never stop a read; newlines are
+    universal (``\\r\\n`` files read like ``\\n`` ones).
+    """
+    p = Path(path)
+    if is_gzip(p):
+        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8", errors="replace", newline=None)
+    return open(p, encoding="utf-8", errors="replace", newline=None)
+
+
+class TextLines:
+    """Iterate over a text file's lines with their 1-based line numbers.
+
+    Wraps gzip errors (a truncated ``.gz``) into :class:`DataFormatError` naming the
+    line where the stream broke.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._fh = open_text(self.path)
+        self.lineno = 0
+
+    def __enter__(self) -> TextLines:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._fh.close()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        try:
+            line = self._fh.readline()
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataFormatError(
+                self.path, f"line {self.lineno + 1}", f"the compressed stream is cut off or damaged ({e})",
+                "a complete gzip file",
+            ) from None
+        if not line:
+            raise StopIteration
+        self.lineno += 1
+        return line.rstrip("\r\n")
+
+    def next_line(self, expected: str) -> str:
+        """The next line, or a :class:`DataFormatError` saying the file ended early."""
+        try:
+            return next(self)
+        except StopIteration:
+            raise DataFormatError(
+                self.path, f"line {self.lineno + 1}", "the file ends here (truncated?)", expected
+            ) from None
+
+
+def parse_float_row(
+    cells: list[str], path: str | os.PathLike, lineno: int, first_col: int, dtype=np.float32
+) -> np.ndarray:
+    """Parse numeric cells, turning missing-value markers into NaN.
+
+    ``first_col`` is the 1-based column number of ``cells[0]`` in the file, for the
+    error message.
+
+    Raises
+    ------
+    DataFormatError
+        Naming the line and column of the first cell that is not a number.
+    """
+    try:
+        return np.asarray(cells, dtype=np.float64).astype(dtype, copy=False)
+    except ValueError:
+        pass
+    out = np.empty(len(cells), dtype=np.float64)
+    for j, c in enumerate(cells):
+        s = c.strip()
+        if s.lower() in MISSING_TOKENS:
+            out[j] = np.nan
+            continue
+        try:
+            out[j] = float(s)
+        except ValueError:
+            raise DataFormatError(
+                path, f"line {lineno}, column {first_col + j}", f"{s[:40]!r} is not a number",
+                "a numeric expression value or a missing-value marker (NA, NaN, -666, empty)",
+            ) from None
+    return out.astype(dtype, copy=False)
+
+
+def missing_to_nan(values: np.ndarray) -> np.ndarray:
+    """Replace the CMap missing marker -666 by NaN (in place for float arrays)."""
+    values[values == -666] = np.nan
+    return values
+
+
+def check_unique(ids, path, where: str, what: str) -> None:
+    """Raise :class:`DataFormatError` naming repeated ids."""
+    import pandas as pd
+
+    idx = pd.Index(ids)
+    if not idx.is_unique:
+        dup = idx[idx.duplicated()].unique()[:5].tolist()
+        raise DataFormatError(path, where, f"duplicate {what} ids, e.g. {dup}", f"each {what} id once")
