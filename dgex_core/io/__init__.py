@@ -65,10 +65,10 @@ def sniff(path: str | os.PathLike) -> str:
                               "a text table, GCT, GEO file, or an HDF5 / Parquet file")
     text = head.decode("utf-8", "replace").lstrip("\ufeff")
     first = text.split("\n", 1)[0].strip()
-    if first.startswith("#1.2") or first.startswith("#1.3"):
+    if first.startswith(("#1.2", "#1.3")):
         return "gct"
     stripped = text.lstrip()
-    if stripped.startswith("!Series_") or stripped.startswith('"!Series_'):
+    if stripped.startswith(("!Series_", '"!Series_')):
         return "geo_series_matrix"
     if stripped.startswith("^"):
         return "geo_soft"

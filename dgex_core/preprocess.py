@@ -1,0 +1,416 @@
+"""Preprocessing steps, each a small object fitted on **training samples only**.
+
+Every step follows one protocol: ``fit(X)`` learns from a training matrix
+(samples x genes) and returns ``self``; ``transform(X)`` applies what was learned to
+any matrix with the same genes; ``inverse_transform`` undoes it where that makes
+sense; ``get_state()`` returns ``(params, arrays)`` (JSON-friendly dict, dict of
+numpy arrays) and :func:`step_from_state` rebuilds the fitted step, so a step is saved
+with a model without pickle.
+
+Steps
+-----
+:class:`Log2Transform`
+    Detects unlogged data (counts, TPM, MAS5 intensities) and applies log2(x + 1).
+:class:`QuantileNormalizer`
+    Maps each sample's values onto a reference distribution learned from the
+    training samples (D-GEX used it to carry a GEO microarray model to GTEx RNA-seq).
+:class:`Standardizer`
+    Per-gene centering and scaling (the D-GEX evaluation units).
+:func:`collapse_probes`
+    Averages the probes of each gene into one value per gene (as D-GEX did).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from .errors import DatasetError, ModelError
+from .matrix import ExpressionMatrix
+
+__all__ = [
+    "Log2Transform",
+    "Pipeline",
+    "QuantileNormalizer",
+    "Standardizer",
+    "collapse_probes",
+    "looks_unlogged",
+    "step_from_state",
+]
+
+
+def looks_unlogged(X: np.ndarray) -> bool:
+    """Whether values look like linear-scale expression (counts, TPM, intensities).
+
+    The rule GEO2R uses: quantiles (0, 25, 50, 75, 99, 100 %) of the non-missing values;
+    unlogged when the 99th percentile exceeds 100, or the spread from the 0th to the
+    99th percentile exceeds 50 with a positive 25th percentile. Log2 microarray data
+    (values 2-16) never trigger it.
+    """
+    v = np.asarray(X, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return False
+    if v.size > 1_000_000:  # a fixed-stride subsample is plenty for quantiles
+        v = v[:: v.size // 1_000_000]
+    q0, q25, _, _, q99, _ = np.quantile(v, [0, 0.25, 0.5, 0.75, 0.99, 1.0])
+    return bool(q99 > 100 or (q99 - q0 > 50 and q25 > 0))
+
+
+class _Step:
+    """Shared plumbing: fitted-check, fit_transform, state round trip."""
+
+    name = "step"
+    _fitted_attr = "n_genes_"
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, self._fitted_attr):
+            raise ModelError(f"{type(self).__name__} is not fitted: call fit(X_train) first")
+
+    def _check_genes(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise DatasetError(f"{type(self).__name__} expects a 2-D samples x genes array, got shape {X.shape}")
+        if X.shape[1] != self.n_genes_:
+            raise DatasetError(
+                f"{type(self).__name__} was fitted on {self.n_genes_} genes but got {X.shape[1]}; "
+                "align the data to the model's genes first"
+            )
+        return X
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+        return self.fit(X).transform(X)
+
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        params, _ = self.get_state() if hasattr(self, self._fitted_attr) else ({}, {})
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items() if k != 'step')})"
+
+
+class Log2Transform(_Step):
+    """log2(x + pseudocount), applied when the training data look unlogged (or always / never).
+
+    Parameters
+    ----------
+    mode
+        ``"auto"`` (apply when :func:`looks_unlogged` says so on the training data),
+        ``"always"`` or ``"never"``.
+    pseudocount
+        Added before the log (1 by default, as for counts and TPM).
+
+    Attributes
+    ----------
+    apply_ : bool
+        Whether the transform is applied (decided at fit time, then fixed).
+    """
+
+    name = "log2"
+    _fitted_attr = "apply_"
+
+    def __init__(self, mode: str = "auto", pseudocount: float = 1.0) -> None:
+        if mode not in ("auto", "always", "never"):
+            raise ValueError(f"mode must be 'auto', 'always' or 'never', got {mode!r}")
+        self.mode = mode
+        self.pseudocount = pseudocount
+
+    def fit(self, X: np.ndarray) -> Log2Transform:
+        self.apply_ = self.mode == "always" or (self.mode == "auto" and looks_unlogged(X))
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        X = np.asarray(X)
+        if not self.apply_:
+            return X
+        if np.nanmin(X, initial=0.0) < -self.pseudocount:
+            raise DatasetError(
+                f"cannot take log2(x + {self.pseudocount}) of values below {-self.pseudocount}: "
+                "the data hold negative values, so they are probably already on a log scale (use mode='never')"
+            )
+        return np.log2(X + X.dtype.type(self.pseudocount)) if X.dtype.kind == "f" else np.log2(X + self.pseudocount)
+
+    def inverse_transform(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        return np.exp2(X) - self.pseudocount if self.apply_ else X
+
+    def get_state(self):
+        return {"step": self.name, "mode": self.mode, "pseudocount": self.pseudocount, "apply": self.apply_}, {}
+
+    @classmethod
+    def from_state(cls, params: dict, arrays: Mapping[str, np.ndarray]) -> Log2Transform:
+        step = cls(params["mode"], params["pseudocount"])
+        step.apply_ = bool(params["apply"])
+        return step
+
+
+class QuantileNormalizer(_Step):
+    """Quantile normalization of each sample onto a reference distribution.
+
+    ``fit`` learns the reference: the mean, over training samples, of each sample's
+    sorted values (n_genes quantiles). ``transform`` replaces each sample's values by
+    the reference quantiles at their ranks (ties share the mean of their quantiles;
+    NaN stays NaN and the sample's non-missing values are mapped onto the reference
+    interpolated to their count). A sample of the training set comes out with exactly
+    the reference's values, in its own order.
+
+    Attributes
+    ----------
+    reference_ : ndarray of shape (n_genes,)
+        The reference distribution, sorted ascending.
+    """
+
+    name = "quantile"
+    _fitted_attr = "reference_"
+
+    def fit(self, X: np.ndarray) -> QuantileNormalizer:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise DatasetError(f"QuantileNormalizer.fit needs a non-empty samples x genes array, got {X.shape}")
+        if np.isnan(X).any():
+            # each sample's sorted non-missing values, stretched onto n_genes quantiles
+            rows = [_resample_sorted(np.sort(r[~np.isnan(r)]), X.shape[1]) for r in X]
+            self.reference_ = np.mean(rows, axis=0)
+        else:
+            self.reference_ = np.sort(X, axis=1).mean(axis=0)
+        self.n_genes_ = X.shape[1]
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        X = self._check_genes(X)
+        out = np.empty(X.shape, dtype=X.dtype if X.dtype.kind == "f" else np.float64)
+        for i, row in enumerate(X):
+            out[i] = self._map_row(np.asarray(row, dtype=np.float64))
+        return out
+
+    def _map_row(self, row: np.ndarray) -> np.ndarray:
+        ok = ~np.isnan(row)
+        n = int(ok.sum())
+        out = np.full(row.shape, np.nan)
+        if n == 0:
+            return out
+        ref = self.reference_ if n == self.n_genes_ else _resample_sorted(self.reference_, n)
+        vals = row[ok]
+        order = np.argsort(vals, kind="stable")
+        sorted_vals = vals[order]
+        mapped = np.empty(n)
+        # average the reference over runs of tied values
+        starts = np.flatnonzero(np.r_[True, sorted_vals[1:] != sorted_vals[:-1]])
+        ends = np.r_[starts[1:], n]
+        csum = np.r_[0.0, np.cumsum(ref)]
+        run_means = (csum[ends] - csum[starts]) / (ends - starts)
+        mapped[order] = np.repeat(run_means, ends - starts)
+        out[ok] = mapped
+        return out
+
+    def get_state(self):
+        return {"step": self.name}, {"reference": self.reference_}
+
+    @classmethod
+    def from_state(cls, params, arrays) -> QuantileNormalizer:
+        step = cls()
+        step.reference_ = np.asarray(arrays["reference"], dtype=np.float64)
+        step.n_genes_ = step.reference_.shape[0]
+        return step
+
+
+def _resample_sorted(values: np.ndarray, n: int) -> np.ndarray:
+    """A sorted vector resampled to ``n`` evenly spaced quantiles (linear interpolation)."""
+    if values.size == n:
+        return values
+    if values.size == 1:
+        return np.repeat(values, n)
+    return np.interp(np.linspace(0, 1, n), np.linspace(0, 1, values.size), values)
+
+
+class Standardizer(_Step):
+    """Per-gene standardization: (x - mean) / sd with the training mean and sd.
+
+    Genes constant on the training set (sd = 0) get sd = 1, so they map to 0 and never
+    divide by zero; their count is in ``n_constant_``. Missing values are ignored in
+    the statistics and stay NaN.
+
+    Attributes
+    ----------
+    mean_, scale_ : ndarray of shape (n_genes,)
+        Training mean and standard deviation (ddof=0) per gene, float64.
+    """
+
+    name = "standardize"
+    _fitted_attr = "mean_"
+
+    def fit(self, X: np.ndarray) -> Standardizer:
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise DatasetError(f"Standardizer.fit needs a non-empty samples x genes array, got {X.shape}")
+        # float64 accumulation whatever the input dtype
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(X, axis=0, dtype=np.float64)
+            sd = np.nanstd(X, axis=0, dtype=np.float64)
+        mean = np.where(np.isnan(mean), 0.0, mean)
+        const = ~(sd > 0)
+        self.mean_ = mean
+        self.scale_ = np.where(const, 1.0, sd)
+        self.n_constant_ = int(const.sum())
+        self.n_genes_ = X.shape[1]
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        X = self._check_genes(X)
+        dt = X.dtype if X.dtype.kind == "f" else np.float64
+        return ((X - self.mean_) / self.scale_).astype(dt, copy=False)
+
+    def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        Z = self._check_genes(Z)
+        dt = Z.dtype if Z.dtype.kind == "f" else np.float64
+        return (Z * self.scale_ + self.mean_).astype(dt, copy=False)
+
+    def get_state(self):
+        return {"step": self.name, "n_constant": self.n_constant_}, {"mean": self.mean_, "scale": self.scale_}
+
+    @classmethod
+    def from_state(cls, params, arrays) -> Standardizer:
+        step = cls()
+        step.mean_ = np.asarray(arrays["mean"], dtype=np.float64)
+        step.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
+        step.n_constant_ = int(params.get("n_constant", 0))
+        step.n_genes_ = step.mean_.shape[0]
+        return step
+
+
+_STEPS = {cls.name: cls for cls in (Log2Transform, QuantileNormalizer, Standardizer)}
+
+
+def step_from_state(params: dict, arrays: Mapping[str, np.ndarray]) -> _Step:
+    """Rebuild a fitted step from :meth:`get_state` output (no pickle involved)."""
+    try:
+        cls = _STEPS[params["step"]]
+    except KeyError:
+        raise ModelError(f"unknown preprocessing step {params.get('step')!r}; known: {sorted(_STEPS)}") from None
+    return cls.from_state(params, arrays)
+
+
+class Pipeline(_Step):
+    """Steps applied in order; fitted step by step on the training data.
+
+    ``inverse_transform`` undoes the invertible steps in reverse order (quantile
+    normalization is skipped: it is not invertible).
+    """
+
+    name = "pipeline"
+    _fitted_attr = "fitted_"
+
+    def __init__(self, steps: list[_Step]) -> None:
+        self.steps = list(steps)
+
+    def fit(self, X: np.ndarray) -> Pipeline:
+        for step in self.steps:
+            X = step.fit(X).transform(X)
+        self.fitted_ = True
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        for step in self.steps:
+            X = step.transform(X)
+        return X
+
+    def inverse_transform(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        for step in reversed(self.steps):
+            if hasattr(step, "inverse_transform"):
+                X = step.inverse_transform(X)
+        return X
+
+    def get_state(self):
+        params, arrays = {"step": self.name, "steps": []}, {}
+        for i, step in enumerate(self.steps):
+            p, a = step.get_state()
+            params["steps"].append(p)
+            arrays.update({f"{i}.{k}": v for k, v in a.items()})
+        return params, arrays
+
+    @classmethod
+    def from_state(cls, params, arrays) -> Pipeline:
+        steps = []
+        for i, p in enumerate(params["steps"]):
+            prefix = f"{i}."
+            steps.append(step_from_state(p, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}))
+        pipe = cls(steps)
+        pipe.fitted_ = True
+        return pipe
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.steps!r})"
+
+
+_STEPS[Pipeline.name] = Pipeline
+
+
+def collapse_probes(
+    matrix: ExpressionMatrix,
+    probe_to_gene: Mapping[str, str] | pd.Series | str,
+    *,
+    drop_ambiguous: bool = True,
+) -> ExpressionMatrix:
+    """Average the probes of each gene into one column per gene, as D-GEX did.
+
+    Parameters
+    ----------
+    matrix
+        Probe-level data, samples x probes.
+    probe_to_gene
+        Probe id -> gene id, as a mapping / Series, or the name of a gene-metadata
+        column holding the gene of each probe (e.g. ``"Description"``, ``"symbol"``).
+    drop_ambiguous
+        Drop probes annotated to several genes (GPL annotations write ``A /// B``) and
+        probes without a gene; otherwise an error names them.
+
+    Returns
+    -------
+    ExpressionMatrix
+        samples x genes, genes in order of first appearance, gene_meta with
+        ``n_probes`` and the comma-separated ``probes`` of each gene. The mean ignores
+        NaN (a gene is NaN in a sample only when all its probes are).
+    """
+    if isinstance(probe_to_gene, str):
+        if probe_to_gene not in matrix.gene_meta:
+            raise DatasetError(f"no gene-metadata column {probe_to_gene!r}; columns: {list(matrix.gene_meta.columns)}")
+        mapping = matrix.gene_meta[probe_to_gene]
+    else:
+        mapping = pd.Series(probe_to_gene, dtype=object)
+    genes = pd.Series([mapping.get(p) for p in matrix.gene_ids], index=matrix.gene_ids, dtype=object)
+    genes = genes.map(lambda g: None if g is None or (isinstance(g, float) and np.isnan(g)) or not str(g).strip()
+                      else str(g).strip())
+    ambiguous = genes.map(lambda g: g is None or "///" in g)
+    if ambiguous.any() and not drop_ambiguous:
+        raise DatasetError(f"{int(ambiguous.sum())} probes have no gene or several (e.g. "
+                           f"{genes.index[ambiguous][:5].tolist()}); drop them with drop_ambiguous=True")
+    keep = genes[~ambiguous]
+    if keep.empty:
+        raise DatasetError("no probe maps to exactly one gene: check the probe -> gene mapping")
+    codes, uniq = pd.factorize(keep.to_numpy())
+    cols = matrix.gene_ids.get_indexer(keep.index)
+    X = matrix.values[:, cols].astype(np.float64)
+    ok = ~np.isnan(X)
+    # probes x genes indicator: one sparse product sums each gene's probes per sample
+    member = sparse.csr_matrix((np.ones(len(codes)), (np.arange(len(codes)), codes)), shape=(len(codes), len(uniq)))
+    sums = np.asarray((member.T @ np.where(ok, X, 0.0).T).T)
+    counts = np.asarray((member.T @ ok.T.astype(np.float64)).T)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = (sums / counts).astype(matrix.values.dtype)
+    probes = keep.groupby(codes).apply(lambda s: ",".join(s.index)).to_numpy()
+    gene_meta = pd.DataFrame({"n_probes": np.bincount(codes), "probes": probes}, index=pd.Index(uniq, dtype=object))
+    n_drop = int(ambiguous.sum())
+    return ExpressionMatrix(
+        values, matrix.sample_ids, pd.Index(uniq, dtype=object), matrix.sample_meta, gene_meta,
+        matrix.provenance.with_transform(
+            f"collapse probes -> genes (mean of {len(keep)} probes into {len(uniq)} genes; {n_drop} probes dropped)"),
+    )
