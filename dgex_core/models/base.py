@@ -1,0 +1,257 @@
+"""The protocol every model family follows, and what they share.
+
+A model learns landmark -> target expression. ``fit(train, val=None, progress=None)``
+takes :class:`~dgex_core.dataset.Dataset` objects and returns ``self``;
+``predict(landmarks)`` takes a (n_samples, n_landmarks) array in the original units,
+columns in the order of ``landmark_ids_``, and returns (n_samples, n_targets) in the
+original units, columns in the order of ``target_ids_``; ``predict_dataset`` does the
+same for any dataset by gene id. ``save(dir)`` / ``load(dir)`` write and read the
+fitted state without pickle (JSON + npz / safetensors).
+
+Every model works in standardized units inside: landmarks and targets are each
+standardized per gene with the training mean and sd (the D-GEX protocol), so a
+fitted model carries those two :class:`~dgex_core.preprocess.Standardizer` objects
+(and any input transform such as log2 or quantile normalization) and applies to a
+new file without the training data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ..dataset import Dataset
+from ..errors import ModelError
+from ..preprocess import Pipeline, QuantileNormalizer, Standardizer, step_from_state
+from ..preprocess import Log2Transform
+
+__all__ = ["Model", "Progress", "load_model", "register"]
+
+#: A progress callback: ``progress(step, total, metrics)``; the CLI turns it into a bar,
+#: the dashboard into a live chart. ``metrics`` is a small dict (epoch losses, k, alpha...).
+Progress = Callable[[int, int, dict], None]
+
+_FAMILIES: dict[str, type[Model]] = {}
+
+
+def register(cls: type[Model]) -> type[Model]:
+    """Class decorator: make a family loadable by its ``family`` name."""
+    _FAMILIES[cls.family] = cls
+    return cls
+
+
+def _noop(step: int, total: int, metrics: dict) -> None:
+    return None
+
+
+def input_pipeline(transform: str) -> Pipeline:
+    """The landmark preprocessing for a setting: ``"none"``, ``"log2"`` (auto-detected
+    log2(x+1)), ``"quantile"`` or ``"log2+quantile"``; always ending in standardization."""
+    steps = []
+    parts = [] if transform in ("none", "", None) else transform.split("+")
+    for p in parts:
+        if p == "log2":
+            steps.append(Log2Transform("auto"))
+        elif p == "quantile":
+            steps.append(QuantileNormalizer())
+        else:
+            raise ModelError(f"unknown input transform {p!r}; use none, log2, quantile or log2+quantile")
+    return Pipeline([*steps, Standardizer()])
+
+
+class Model:
+    """Base class: settings in ``__init__``, learned state in attributes ending in ``_``.
+
+    Subclasses implement ``_fit_standardized(Xz, Yz, Xz_val, Yz_val, progress)`` and
+    ``_predict_standardized(Xz)``, plus ``_state()`` / ``_set_state()`` for saving.
+    """
+
+    family: ClassVar[str] = "base"
+
+    def __init__(self, input_transform: str = "none") -> None:
+        self.input_transform = input_transform
+
+    # --------------------------------------------------------------- settings
+    def get_params(self) -> dict[str, Any]:
+        """The settings given to ``__init__`` (JSON-friendly)."""
+        import inspect
+
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "target_ids_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise ModelError(f"this {type(self).__name__} is not fitted yet: call fit(train, val) first")
+
+    # -------------------------------------------------------------------- fit
+    def fit(self, train: Dataset, val: Dataset | None = None, progress: Progress | None = None) -> Model:
+        """Learn landmarks -> targets from ``train``; ``val`` picks settings / stops early.
+
+        The preprocessing (input transform, per-gene standardization of landmarks and
+        targets) is fitted on ``train`` only and then applied to ``val``.
+
+        Raises
+        ------
+        ModelError
+            If ``train`` has no targets, or ``val`` does not have the same genes.
+        """
+        if not train.has_targets:
+            raise ModelError("the training set has no target genes: nothing to learn")
+        if np.isnan(train.landmarks).any() or np.isnan(train.targets).any():
+            raise ModelError(
+                "the training set has missing values; impute or drop them before training "
+                f"({int(np.isnan(train.landmarks).sum())} missing landmark values, "
+                f"{int(np.isnan(train.targets).sum())} missing target values)"
+            )
+        if val is not None and val.n_samples and not (
+            val.landmark_ids.equals(train.landmark_ids) and val.target_ids.equals(train.target_ids)
+        ):
+            raise ModelError("validation and training sets must have the same landmarks and targets, in the same order")
+        self.landmark_ids_ = train.landmark_ids.copy()
+        self.target_ids_ = train.target_ids.copy()
+        self.input_pipeline_ = input_pipeline(self.input_transform).fit(train.landmarks)
+        self.target_scaler_ = Standardizer().fit(train.targets)
+        Xz = self._to_z(train.landmarks)
+        Yz = self.target_scaler_.transform(train.targets).astype(Xz.dtype, copy=False)
+        if val is not None and val.n_samples:
+            Xv, Yv = self._to_z(val.landmarks), self.target_scaler_.transform(val.targets).astype(Xz.dtype, copy=False)
+        else:
+            Xv = Yv = None
+        self.n_train_ = train.n_samples
+        self._fit_standardized(Xz, Yz, Xv, Yv, progress or _noop)
+        return self
+
+    def _to_z(self, landmarks: np.ndarray) -> np.ndarray:
+        X = self.input_pipeline_.transform(np.asarray(landmarks))
+        return X.astype(np.float32 if X.dtype == np.float32 else np.float64, copy=False)
+
+    def _fit_standardized(self, Xz, Yz, Xz_val, Yz_val, progress: Progress) -> None:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- predict
+    def predict(self, landmarks: np.ndarray) -> np.ndarray:
+        """Targets (n_samples, n_targets) in original units from landmarks (n_samples, n_landmarks).
+
+        Columns of ``landmarks`` must follow ``landmark_ids_``; use
+        :meth:`predict_dataset` to match by id.
+        """
+        self._check_fitted()
+        landmarks = np.asarray(landmarks)
+        if landmarks.ndim != 2 or landmarks.shape[1] != len(self.landmark_ids_):
+            raise ModelError(
+                f"expected a samples x {len(self.landmark_ids_)} landmarks array, got shape {landmarks.shape}"
+            )
+        if np.isnan(landmarks).any():
+            raise ModelError("landmark values are missing (NaN); impute them before predicting")
+        return self.target_scaler_.inverse_transform(self.predict_standardized(landmarks))
+
+    def predict_standardized(self, landmarks: np.ndarray) -> np.ndarray:
+        """Predictions in standardized target units (n_samples, n_targets)."""
+        self._check_fitted()
+        return self._predict_standardized(self._to_z(landmarks))
+
+    def _predict_standardized(self, Xz: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_dataset(self, data: Dataset, block_size: int = 4096) -> pd.DataFrame:
+        """Predict every target for every sample of ``data`` (matched by landmark id).
+
+        Returns a samples x targets DataFrame in original units. Predicts in blocks of
+        ``block_size`` samples.
+        """
+        self._check_fitted()
+        pos = data.landmark_ids.get_indexer(self.landmark_ids_)
+        if (pos < 0).any():
+            miss = self.landmark_ids_[pos < 0]
+            raise ModelError(f"{len(miss)} of the model's {len(pos)} landmarks are absent from the data, "
+                             f"e.g. {miss[:5].tolist()}")
+        out = np.empty((data.n_samples, len(self.target_ids_)), dtype=np.float32)
+        for start in range(0, data.n_samples, block_size):
+            sl = slice(start, start + block_size)
+            out[sl] = self.predict(data.landmarks[sl][:, pos])
+        return pd.DataFrame(out, index=data.sample_ids, columns=self.target_ids_)
+
+    # ------------------------------------------------------------------- save
+    def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """Family-specific (params, arrays) of the fitted state."""
+        raise NotImplementedError
+
+    def _set_state(self, params: dict, arrays: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the fitted model into ``folder`` (created): ``model.json`` and ``model.npz``.
+
+        Arrays go in an npz read back with ``allow_pickle=False``; nothing is pickled.
+        """
+        self._check_fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        pp, pa = self.input_pipeline_.get_state()
+        tp, ta = self.target_scaler_.get_state()
+        fp, fa = self._state()
+        meta = {
+            "family": self.family,
+            "params": self.get_params(),
+            "landmark_ids": self.landmark_ids_.tolist(),
+            "target_ids": self.target_ids_.tolist(),
+            "n_train": int(self.n_train_),
+            "input_pipeline": pp,
+            "target_scaler": tp,
+            "state": fp,
+        }
+        arrays = {**{f"input.{k}": v for k, v in pa.items()}, **{f"target.{k}": v for k, v in ta.items()},
+                  **{f"model.{k}": v for k, v in fa.items()}}
+        np.savez(folder / "model.npz", **arrays)
+        (folder / "model.json").write_text(json.dumps(meta, indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Model:
+        """Read a model written by :meth:`save` (any family when called on :class:`Model`)."""
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "model.json").read_text())
+            with np.load(folder / "model.npz", allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except FileNotFoundError as e:
+            raise ModelError(f"{folder}: not a saved model ({e.filename} is missing)") from None
+        except (ValueError, json.JSONDecodeError, OSError) as e:
+            raise ModelError(f"{folder}: the saved model is damaged ({e})") from None
+        family = meta.get("family")
+        if family not in _FAMILIES:
+            raise ModelError(f"{folder}: unknown model family {family!r}; known: {sorted(_FAMILIES)}")
+        klass = _FAMILIES[family]
+        if cls is not Model and klass is not cls:
+            raise ModelError(f"{folder}: holds a {family} model, not a {cls.family} model")
+        model = klass(**meta["params"])
+        model.landmark_ids_ = pd.Index(meta["landmark_ids"], dtype=object)
+        model.target_ids_ = pd.Index(meta["target_ids"], dtype=object)
+        model.n_train_ = meta.get("n_train", 0)
+
+        def sub(prefix):
+            return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+        model.input_pipeline_ = step_from_state(meta["input_pipeline"], sub("input."))
+        model.target_scaler_ = step_from_state(meta["target_scaler"], sub("target."))
+        model._set_state(meta["state"], sub("model."))
+        return model
+
+
+def load_model(folder: str | Path) -> Model:
+    """Load a saved model of any family."""
+    from . import linear  # noqa: F401  (registers the families)
+
+    return Model.load(folder)

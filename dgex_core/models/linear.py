@@ -1,0 +1,258 @@
+"""Linear regression, the LINCS baseline: ordinary least squares and ridge in closed form.
+
+All targets are solved at once from the sums ``X'X`` (landmarks x landmarks) and
+``X'Y`` (landmarks x targets), accumulated in float64 over sample blocks by
+:class:`GramAccumulator`; the same code runs whether the data sit in memory or stream
+from disk, so the result does not depend on it. A grid of ridge strengths costs about
+one fit: ``X'X`` is eigendecomposed once, ``V' X'Y`` is formed once, and each alpha's
+weights are a rescaling of it; the validation predictions of every alpha come from
+the projected validation landmarks ``X_val V`` (formed once).
+
+Everything happens in standardized units (each landmark and target centered and
+scaled with training statistics, the D-GEX protocol). OLS predictions do not depend
+on that scaling; ridge's penalty does, and it is the natural one here (every
+landmark on the same footing). :meth:`LinearModel.coefficients` gives the weights
+in standardized units or converted back to the original units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import linalg
+
+from ..errors import ModelError
+from .base import Model, Progress, register
+
+__all__ = ["DEFAULT_ALPHA_GRID", "GramAccumulator", "LinearModel", "ridge_path"]
+
+#: Default ridge grid, as multiples of the number of training samples (so it means the
+#: same at any size, in standardized units); 0 is ordinary least squares.
+DEFAULT_ALPHA_GRID = (0.0, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)
+
+
+class GramAccumulator:
+    """Streaming sums for least squares: ``update`` per sample block, ``finalize`` once.
+
+    Accumulates in float64, about a shift (the first block's column means) so that the
+    centered cross-products lose no precision to large means. Blocks can come from
+    memory, a memory map or an HDF5 file; the totals are the same.
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def update(self, X: np.ndarray, Y: np.ndarray) -> GramAccumulator:
+        """Add a block: X (n_block, n_landmarks), Y (n_block, n_targets)."""
+        X = np.asarray(X, dtype=np.float64)
+        Y = np.asarray(Y, dtype=np.float64)
+        if X.shape[0] != Y.shape[0]:
+            raise ModelError(f"X has {X.shape[0]} samples but Y has {Y.shape[0]}")
+        if X.shape[0] == 0:
+            return self
+        if self.n == 0:
+            self.shift_x, self.shift_y = X.mean(axis=0), Y.mean(axis=0)
+            self.sx = np.zeros(X.shape[1])
+            self.sy = np.zeros(Y.shape[1])
+            self.xx = np.zeros((X.shape[1], X.shape[1]))
+            self.xy = np.zeros((X.shape[1], Y.shape[1]))
+        Xc = X - self.shift_x
+        Yc = Y - self.shift_y
+        self.n += X.shape[0]
+        self.sx += Xc.sum(axis=0)
+        self.sy += Yc.sum(axis=0)
+        self.xx += Xc.T @ Xc
+        self.xy += Xc.T @ Yc
+        return self
+
+    def finalize(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(Sxx, Sxy, mean_x, mean_y)``: centered cross-products and the means."""
+        if self.n == 0:
+            raise ModelError("no samples were accumulated")
+        mx, my = self.sx / self.n, self.sy / self.n
+        Sxx = self.xx - self.n * np.outer(mx, mx)
+        Sxy = self.xy - self.n * np.outer(mx, my)
+        return Sxx, Sxy, self.shift_x + mx, self.shift_y + my
+
+
+def _blocks(X: np.ndarray, Y: np.ndarray, block_size: int) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    for start in range(0, X.shape[0], block_size):
+        yield X[start:start + block_size], Y[start:start + block_size]
+
+
+def solve_ridge(Sxx: np.ndarray, Sxy: np.ndarray, alpha: float) -> np.ndarray:
+    """Weights (n_landmarks, n_targets) minimizing ||Yc - Xc W||^2 + alpha ||W||^2.
+
+    Cholesky when ``Sxx + alpha I`` is positive definite; otherwise (OLS on collinear
+    landmarks) the minimum-norm least-squares solution from an eigendecomposition.
+    """
+    A = Sxx + alpha * np.eye(Sxx.shape[0])
+    try:
+        c = linalg.cho_factor(A, lower=False, check_finite=False)
+        W = linalg.cho_solve(c, Sxy, check_finite=False)
+        if np.isfinite(W).all():
+            return W
+    except linalg.LinAlgError:
+        pass
+    evals, V = linalg.eigh(Sxx, check_finite=False)
+    return ridge_path(evals, V, V.T @ Sxy, [alpha])[0]
+
+
+def ridge_path(evals: np.ndarray, V: np.ndarray, VtSxy: np.ndarray, alphas: Sequence[float]) -> list[np.ndarray]:
+    """Weights for each alpha from one eigendecomposition ``Sxx = V diag(evals) V'``.
+
+    Eigenvalues that are zero to machine precision are dropped (minimum-norm solution).
+    """
+    tol = evals.max(initial=0.0) * _rcond(evals.shape[0])
+    out = []
+    for a in alphas:
+        d = evals + a
+        inv = np.where(d > tol, 1.0 / np.where(d > tol, d, 1.0), 0.0)
+        out.append(V @ (inv[:, None] * VtSxy))
+    return out
+
+
+def _rcond(n: int) -> float:
+    """Relative eigenvalue cut-off, as LAPACK's rcond default for a matrix of size n."""
+    return n * np.finfo(np.float64).eps
+
+
+@register
+class LinearModel(Model):
+    """OLS or ridge regression from landmarks to all targets (the LINCS / D-GEX baseline).
+
+    Parameters
+    ----------
+    alpha
+        Ridge strength in standardized units (sum-of-squares penalty, as scikit-learn's
+        ``Ridge``); 0 is OLS. Ignored when ``alphas`` is given.
+    alphas
+        A grid of strengths to choose from on the validation set (lowest mean per-gene
+        MAE). ``"auto"`` uses :data:`DEFAULT_ALPHA_GRID` times the number of training
+        samples. Without a validation set the grid cannot be used.
+    input_transform
+        Landmark preprocessing before standardization: ``none``, ``log2``, ``quantile``.
+    block_size
+        Samples per block when accumulating ``X'X`` and ``X'Y``.
+
+    Attributes
+    ----------
+    coef_ : ndarray (n_landmarks, n_targets)
+        Weights in standardized units.
+    intercept_ : ndarray (n_targets,)
+        Intercepts in standardized units.
+    alpha_ : float
+        The strength used.
+    alpha_scores_ : dict
+        Validation mean per-gene MAE (standardized units) of each alpha of the grid.
+    """
+
+    family = "linear"
+
+    def __init__(
+        self,
+        alpha: float = 0.0,
+        alphas: Sequence[float] | str | None = None,
+        input_transform: str = "none",
+        block_size: int = 8192,
+    ) -> None:
+        super().__init__(input_transform)
+        self.alpha = alpha
+        self.alphas = list(alphas) if isinstance(alphas, (list, tuple, np.ndarray)) else alphas
+        self.block_size = block_size
+
+    def _fit_standardized(self, Xz, Yz, Xv, Yv, progress: Progress) -> None:
+        acc = GramAccumulator()
+        n_blocks = max(1, -(-Xz.shape[0] // self.block_size))
+        for i, (xb, yb) in enumerate(_blocks(Xz, Yz, self.block_size)):
+            acc.update(xb, yb)
+            progress(i + 1, n_blocks + 1, {"stage": "accumulating X'X, X'Y"})
+        Sxx, Sxy, mx, my = acc.finalize()
+        self.fit_from_sums(Sxx, Sxy, mx, my, acc.n, Xv, Yv)
+        progress(n_blocks + 1, n_blocks + 1, {"stage": "solved", "alpha": self.alpha_})
+
+    def fit_from_sums(
+        self,
+        Sxx: np.ndarray,
+        Sxy: np.ndarray,
+        mean_x: np.ndarray,
+        mean_y: np.ndarray,
+        n: int,
+        Xv: np.ndarray | None = None,
+        Yv: np.ndarray | None = None,
+    ) -> None:
+        """Solve from accumulated sums (standardized units); choose alpha on (Xv, Yv) if a grid is set."""
+        grid = self._grid(n)
+        if grid is None:
+            W = solve_ridge(Sxx, Sxy, float(self.alpha))
+            self.alpha_, self.alpha_scores_ = float(self.alpha), {}
+        else:
+            if Xv is None or Yv is None:
+                raise ModelError("choosing alpha from a grid needs a validation set; pass val= or a single alpha")
+            evals, V = linalg.eigh(Sxx, check_finite=False)
+            VtSxy = V.T @ Sxy
+            Pv = (np.asarray(Xv, np.float64) - mean_x) @ V  # validation landmarks in the eigenbasis
+            Yvc = np.asarray(Yv, np.float64) - mean_y
+            tol = evals.max(initial=0.0) * _rcond(evals.shape[0])
+            scores = {}
+            for a in grid:
+                d = evals + a
+                inv = np.where(d > tol, 1.0 / np.where(d > tol, d, 1.0), 0.0)
+                pred = Pv @ (inv[:, None] * VtSxy)
+                scores[float(a)] = float(np.abs(pred - Yvc).mean(axis=0).mean())
+            best = min(scores, key=scores.get)
+            W = ridge_path(evals, V, VtSxy, [best])[0]
+            self.alpha_, self.alpha_scores_ = best, scores
+        self.coef_ = W
+        self.intercept_ = mean_y - mean_x @ W
+
+    def _grid(self, n: int) -> list[float] | None:
+        if self.alphas is None:
+            return None
+        if isinstance(self.alphas, str):
+            if self.alphas != "auto":
+                raise ModelError(f"alphas must be a list of numbers or 'auto', got {self.alphas!r}")
+            return [a * n for a in DEFAULT_ALPHA_GRID]
+        return [float(a) for a in self.alphas]
+
+    def _predict_standardized(self, Xz: np.ndarray) -> np.ndarray:
+        out = Xz.astype(np.float64, copy=False) @ self.coef_ + self.intercept_
+        return out.astype(Xz.dtype, copy=False)
+
+    # ----------------------------------------------------------- coefficients
+    def coefficients(self, units: str = "standardized") -> pd.DataFrame:
+        """Landmark -> target weights as a (n_landmarks + 1) x n_targets table.
+
+        Rows are landmark ids plus ``"(intercept)"``; columns are target ids.
+        ``units="standardized"`` gives the change in a target's z-score per unit z-score of
+        a landmark (comparable across genes); ``"original"`` gives them in the data's own
+        units (after any log2 / quantile input transform), as LINCS publishes its weights.
+        """
+        self._check_fitted()
+        W, b = self.coef_, self.intercept_
+        if units == "original":
+            std = self.input_pipeline_.steps[-1]
+            sx, mux = std.scale_, std.mean_
+            sy, muy = self.target_scaler_.scale_, self.target_scaler_.mean_
+            W = W / sx[:, None] * sy[None, :]
+            b = muy + sy * (b - (mux / sx) @ self.coef_)
+        elif units != "standardized":
+            raise ModelError(f"units must be 'standardized' or 'original', got {units!r}")
+        return pd.DataFrame(np.vstack([W, b[None, :]]), index=[*self.landmark_ids_, "(intercept)"],
+                            columns=self.target_ids_)
+
+    # ---------------------------------------------------------------- saving
+    def _state(self):
+        return ({"alpha": self.alpha_, "alpha_scores": {str(k): v for k, v in self.alpha_scores_.items()}},
+                {"coef": self.coef_, "intercept": self.intercept_})
+
+    def _set_state(self, params, arrays):
+        self.alpha_ = float(params["alpha"])
+        self.alpha_scores_ = {float(k): v for k, v in params.get("alpha_scores", {}).items()}
+        self.coef_ = np.asarray(arrays["coef"], np.float64)
+        self.intercept_ = np.asarray(arrays["intercept"], np.float64)
+        if self.coef_.shape != (len(self.landmark_ids_), len(self.target_ids_)):
+            raise ModelError(f"saved weights have shape {self.coef_.shape} but the gene lists say "
+                             f"{len(self.landmark_ids_)} x {len(self.target_ids_)}")

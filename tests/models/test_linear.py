@@ -1,0 +1,112 @@
+"""Linear regression against scikit-learn on the same data, streaming, grids, coefficients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LinearRegression, Ridge
+
+from dgex_core.dataset import Dataset
+from dgex_core.matrix import ExpressionMatrix
+from dgex_core.models.base import load_model
+from dgex_core.models.linear import DEFAULT_ALPHA_GRID, GramAccumulator, LinearModel
+
+
+def _data(n=600, p=40, t=25, seed=0, nonlinear=False):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(8, 2, size=(n, p)) * rng.uniform(0.5, 3, size=p)
+    W = rng.normal(0, 1, size=(p, t)) * (rng.random((p, t)) < 0.2)
+    Y = 5 + X @ W * 0.1 + rng.normal(0, 1, size=(n, t))
+    if nonlinear:
+        Y += np.tanh(X[:, :1] - 8)
+    genes = [f"L{i}" for i in range(p)] + [f"T{j}" for j in range(t)]
+    m = ExpressionMatrix(np.hstack([X, Y]), [f"S{i}" for i in range(n)], genes)
+    return Dataset.from_matrix(m, genes[:p])
+
+
+def _rel(a, b):
+    return np.max(np.abs(a - b)) / np.max(np.abs(b))
+
+
+def test_ols_equals_sklearn_linear_regression():
+    sp = _data().split(seed=0)
+    ours = LinearModel().fit(sp.train)
+    ref = LinearRegression().fit(sp.train.landmarks, sp.train.targets)
+    assert _rel(ours.predict(sp.test.landmarks), ref.predict(sp.test.landmarks)) < 1e-6
+    coef = ours.coefficients("original")
+    assert _rel(coef.drop(index="(intercept)").to_numpy(), ref.coef_.T) < 1e-6
+    assert _rel(coef.loc["(intercept)"].to_numpy(), ref.intercept_) < 1e-6
+
+
+def test_every_alpha_of_the_grid_equals_sklearn_ridge():
+    sp = _data(seed=1).split(seed=1)
+    model = LinearModel(alphas="auto").fit(sp.train, sp.val)
+    Xz_tr = model.input_pipeline_.transform(sp.train.landmarks)
+    Xz_te = model.input_pipeline_.transform(sp.test.landmarks)
+    grid = [a * sp.train.n_samples for a in DEFAULT_ALPHA_GRID]
+    assert sorted(model.alpha_scores_) == sorted(grid)
+    for a in grid:
+        single = LinearModel(alpha=a).fit(sp.train)
+        ref = (Ridge(alpha=a, solver="cholesky") if a > 0 else LinearRegression()).fit(Xz_tr, sp.train.targets)
+        assert _rel(single.predict(sp.test.landmarks), ref.predict(Xz_te)) < 1e-6, a
+    # the grid's choice is the alpha with the lowest validation MAE, recomputed independently
+    def val_mae(a):
+        m = LinearModel(alpha=a).fit(sp.train)
+        return np.mean(np.abs(m.predict_standardized(sp.val.landmarks)
+                              - m.target_scaler_.transform(sp.val.targets)))
+    best = min(grid, key=val_mae)
+    assert model.alpha_ == pytest.approx(best)
+    assert model.alpha_scores_[model.alpha_] == pytest.approx(val_mae(best), rel=1e-6)
+
+
+def test_streaming_in_blocks_gives_the_same_result():
+    sp = _data(n=1000).split(seed=2)
+    whole = LinearModel(alpha=3.0, block_size=10**6).fit(sp.train)
+    blocks = LinearModel(alpha=3.0, block_size=37).fit(sp.train)
+    assert _rel(blocks.coef_, whole.coef_) < 1e-9
+
+
+def test_accumulator_is_exact_for_large_means():
+    rng = np.random.default_rng(3)
+    X = rng.normal(1e4, 1, size=(500, 5))
+    Y = rng.normal(-1e4, 1, size=(500, 2))
+    acc = GramAccumulator()
+    for s in range(0, 500, 64):
+        acc.update(X[s:s + 64], Y[s:s + 64])
+    Sxx, Sxy, mx, my = acc.finalize()
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    np.testing.assert_allclose(Sxx, Xc.T @ Xc, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(Sxy, Xc.T @ Yc, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(mx, X.mean(0), rtol=1e-12)
+
+
+def test_collinear_landmarks_give_min_norm_solution_like_sklearn():
+    ds = _data(n=200, p=10, t=3, seed=4)
+    ds.landmarks[:, 1] = ds.landmarks[:, 0] * 2 + 1  # exactly collinear
+    ours = LinearModel().fit(ds)
+    ref = LinearRegression().fit(ds.landmarks, ds.targets)
+    assert _rel(ours.predict(ds.landmarks), ref.predict(ds.landmarks)) < 1e-6
+
+
+def test_save_load_round_trip(tmp_path):
+    sp = _data().split(seed=5)
+    m = LinearModel(alphas="auto").fit(sp.train, sp.val)
+    m.save(tmp_path / "lin")
+    back = load_model(tmp_path / "lin")
+    assert isinstance(back, LinearModel) and back.alpha_ == m.alpha_
+    np.testing.assert_array_equal(back.predict(sp.test.landmarks), m.predict(sp.test.landmarks))
+    assert back.target_ids_.tolist() == m.target_ids_.tolist()
+
+
+def test_grid_without_validation_is_refused():
+    from dgex_core.errors import ModelError
+
+    with pytest.raises(ModelError, match="validation set"):
+        LinearModel(alphas="auto").fit(_data())
+
+
+def test_predict_dataset_matches_by_id():
+    sp = _data().split(seed=6)
+    m = LinearModel().fit(sp.train)
+    shuffled = sp.test.subset(landmarks=sp.test.landmark_ids[::-1])
+    np.testing.assert_allclose(m.predict_dataset(shuffled).to_numpy(), m.predict(sp.test.landmarks), rtol=1e-5)
