@@ -27,8 +27,7 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..errors import ModelError
-from ..preprocess import Pipeline, QuantileNormalizer, Standardizer, step_from_state
-from ..preprocess import Log2Transform
+from ..preprocess import Log2Transform, Pipeline, QuantileNormalizer, Standardizer, step_from_state
 
 __all__ = ["Model", "Progress", "load_model", "register"]
 
@@ -252,6 +251,6 @@ class Model:
 
 def load_model(folder: str | Path) -> Model:
     """Load a saved model of any family."""
-    from . import linear  # noqa: F401  (registers the families)
+    from . import knn, linear  # noqa: F401  (registers the families)
 
     return Model.load(folder)
