@@ -22,7 +22,7 @@ Steps
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -122,6 +122,10 @@ class Log2Transform(_Step):
         self.apply_ = self.mode == "always" or (self.mode == "auto" and looks_unlogged(X))
         return self
 
+    def partial_fit(self, X: np.ndarray) -> Log2Transform:
+        """Streaming fit: the decision is taken on the first block seen, then kept."""
+        return self if hasattr(self, "apply_") else self.fit(X)
+
     def transform(self, X: np.ndarray) -> np.ndarray:
         self._check_fitted()
         X = np.asarray(X)
@@ -168,15 +172,27 @@ class QuantileNormalizer(_Step):
     _fitted_attr = "reference_"
 
     def fit(self, X: np.ndarray) -> QuantileNormalizer:
+        for attr in ("_sum", "_count"):
+            self.__dict__.pop(attr, None)
+        return self.partial_fit(X)
+
+    def partial_fit(self, X: np.ndarray) -> QuantileNormalizer:
+        """Streaming fit over sample blocks: accumulates the sum of sorted samples."""
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[0] == 0:
             raise DatasetError(f"QuantileNormalizer.fit needs a non-empty samples x genes array, got {X.shape}")
         if np.isnan(X).any():
             # each sample's sorted non-missing values, stretched onto n_genes quantiles
-            rows = [_resample_sorted(np.sort(r[~np.isnan(r)]), X.shape[1]) for r in X]
-            self.reference_ = np.mean(rows, axis=0)
+            srt = np.array([_resample_sorted(np.sort(r[~np.isnan(r)]), X.shape[1]) for r in X])
         else:
-            self.reference_ = np.sort(X, axis=1).mean(axis=0)
+            srt = np.sort(X, axis=1)
+        if not hasattr(self, "_sum"):
+            self._sum, self._count = np.zeros(X.shape[1]), 0
+        elif X.shape[1] != self._sum.shape[0]:
+            raise DatasetError(f"blocks disagree on the number of genes ({self._sum.shape[0]} then {X.shape[1]})")
+        self._sum += srt.sum(axis=0)
+        self._count += X.shape[0]
+        self.reference_ = self._sum / self._count
         self.n_genes_ = X.shape[1]
         return self
 
@@ -245,16 +261,36 @@ class Standardizer(_Step):
     _fitted_attr = "mean_"
 
     def fit(self, X: np.ndarray) -> Standardizer:
+        for attr in ("_shift", "_n", "_s", "_ss"):
+            self.__dict__.pop(attr, None)
+        return self.partial_fit(X)
+
+    def partial_fit(self, X: np.ndarray) -> Standardizer:
+        """Streaming fit over sample blocks (float64 sums about the first block's mean)."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[0] == 0:
             raise DatasetError(f"Standardizer.fit needs a non-empty samples x genes array, got {X.shape}")
-        # float64 accumulation whatever the input dtype
-        with np.errstate(all="ignore"):
-            mean = np.nanmean(X, axis=0, dtype=np.float64)
-            sd = np.nanstd(X, axis=0, dtype=np.float64)
-        mean = np.where(np.isnan(mean), 0.0, mean)
-        const = ~(sd > 0)
-        self.mean_ = mean
+        X = X.astype(np.float64, copy=False)
+        ok = ~np.isnan(X)
+        if not hasattr(self, "_shift"):
+            with np.errstate(all="ignore"):
+                shift = np.nanmean(X, axis=0) if not ok.all() else X.mean(axis=0)
+            self._shift = np.where(np.isnan(shift), 0.0, shift)
+            self._n = np.zeros(X.shape[1])
+            self._s = np.zeros(X.shape[1])
+            self._ss = np.zeros(X.shape[1])
+        elif X.shape[1] != self._shift.shape[0]:
+            raise DatasetError(f"blocks disagree on the number of genes ({self._shift.shape[0]} then {X.shape[1]})")
+        Xc = np.where(ok, X - self._shift, 0.0)
+        self._n += ok.sum(axis=0)
+        self._s += Xc.sum(axis=0)
+        self._ss += (Xc * Xc).sum(axis=0)
+        n = np.maximum(self._n, 1)
+        m = self._s / n
+        sd = np.sqrt(np.maximum(self._ss / n - m * m, 0.0))
+        # relative cut-off: an sd at rounding level of the values is a constant gene
+        const = ~(sd > 1e-12 * np.maximum(np.abs(self._shift + m), 1.0))
+        self.mean_ = self._shift + m
         self.scale_ = np.where(const, 1.0, sd)
         self.n_constant_ = int(const.sum())
         self.n_genes_ = X.shape[1]
@@ -313,6 +349,21 @@ class Pipeline(_Step):
     def fit(self, X: np.ndarray) -> Pipeline:
         for step in self.steps:
             X = step.fit(X).transform(X)
+        self.fitted_ = True
+        return self
+
+    def fit_blocks(self, blocks: Callable[[], Iterable[np.ndarray]]) -> Pipeline:
+        """Streaming fit: ``blocks()`` returns a fresh iterator of sample blocks each call.
+
+        One pass per step, each step fitted on the blocks transformed by the steps
+        before it, so the result equals :meth:`fit` on the concatenated blocks (up to
+        floating-point rounding of the sums).
+        """
+        for i, step in enumerate(self.steps):
+            for b in blocks():
+                for prev in self.steps[:i]:
+                    b = prev.transform(b)
+                step.partial_fit(b)
         self.fitted_ = True
         return self
 

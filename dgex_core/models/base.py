@@ -28,6 +28,7 @@ import pandas as pd
 from ..dataset import Dataset
 from ..errors import ModelError
 from ..preprocess import Log2Transform, Pipeline, QuantileNormalizer, Standardizer, step_from_state
+from .sources import ArraySource, StandardizedSource
 
 __all__ = ["Model", "Progress", "load_model", "register"]
 
@@ -66,7 +67,8 @@ def input_pipeline(transform: str) -> Pipeline:
 class Model:
     """Base class: settings in ``__init__``, learned state in attributes ending in ``_``.
 
-    Subclasses implement ``_fit_standardized(Xz, Yz, Xz_val, Yz_val, progress)`` and
+    Subclasses implement ``_fit_standardized(source, Xz_val, Yz_val, progress)`` (``source``
+    yields standardized sample blocks) and
     ``_predict_standardized(Xz)``, plus ``_state()`` / ``_set_state()`` for saving.
     """
 
@@ -104,39 +106,64 @@ class Model:
         Raises
         ------
         ModelError
-            If ``train`` has no targets, or ``val`` does not have the same genes.
+            If ``train`` has no targets, has missing values, or ``val`` does not have the
+            same genes.
         """
         if not train.has_targets:
             raise ModelError("the training set has no target genes: nothing to learn")
-        if np.isnan(train.landmarks).any() or np.isnan(train.targets).any():
-            raise ModelError(
-                "the training set has missing values; impute or drop them before training "
-                f"({int(np.isnan(train.landmarks).sum())} missing landmark values, "
-                f"{int(np.isnan(train.targets).sum())} missing target values)"
-            )
         if val is not None and val.n_samples and not (
             val.landmark_ids.equals(train.landmark_ids) and val.target_ids.equals(train.target_ids)
         ):
             raise ModelError("validation and training sets must have the same landmarks and targets, in the same order")
-        self.landmark_ids_ = train.landmark_ids.copy()
-        self.target_ids_ = train.target_ids.copy()
-        self.input_pipeline_ = input_pipeline(self.input_transform).fit(train.landmarks)
-        self.target_scaler_ = Standardizer().fit(train.targets)
-        Xz = self._to_z(train.landmarks)
-        Yz = self.target_scaler_.transform(train.targets).astype(Xz.dtype, copy=False)
-        if val is not None and val.n_samples:
-            Xv, Yv = self._to_z(val.landmarks), self.target_scaler_.transform(val.targets).astype(Xz.dtype, copy=False)
+        source = ArraySource(train.landmarks, train.targets, block_size=getattr(self, "block_size", 8192))
+        has_val = val is not None and val.n_samples > 0
+        return self.fit_source(
+            source, train.landmark_ids, train.target_ids,
+            (val.landmarks, val.targets) if has_val else None, progress,
+        )
+
+    def fit_source(
+        self,
+        source: ArraySource,
+        landmark_ids,
+        target_ids,
+        val: tuple[np.ndarray, np.ndarray] | None = None,
+        progress: Progress | None = None,
+    ) -> Model:
+        """Fit from training data read in sample blocks (memory, memory map or HDF5).
+
+        ``val`` is (landmarks, targets) of the validation samples in original units,
+        columns in the order of ``landmark_ids`` / ``target_ids``. Preprocessing is
+        fitted by streaming passes over ``source``; the model then reads standardized
+        blocks. The result is the same as :meth:`fit` on the same samples.
+        """
+        if len(landmark_ids) != source.n_landmarks or len(target_ids) != source.n_targets:
+            raise ModelError(f"{len(landmark_ids)} landmark ids and {len(target_ids)} target ids given for data "
+                             f"of {source.n_landmarks} landmarks and {source.n_targets} targets")
+        self.landmark_ids_ = pd.Index([str(i) for i in landmark_ids], dtype=object)
+        self.target_ids_ = pd.Index([str(i) for i in target_ids], dtype=object)
+        self.input_pipeline_ = input_pipeline(self.input_transform).fit_blocks(lambda: (x for x, _ in source.blocks()))
+        self.target_scaler_ = Standardizer()
+        for _, y in source.blocks():
+            self.target_scaler_.partial_fit(y)
+        dtype = np.float64 if np.asarray(source.X[:1]).dtype == np.float64 else np.float32
+        zsource = StandardizedSource(source, self.input_pipeline_.transform, self.target_scaler_.transform, dtype)
+        if val is not None:
+            Xv = self._to_z(val[0]).astype(dtype, copy=False)
+            Yv = self.target_scaler_.transform(np.asarray(val[1])).astype(dtype, copy=False)
+            if np.isnan(Xv).any() or np.isnan(Yv).any():
+                raise ModelError("the validation data have missing values (NaN); impute or drop them first")
         else:
             Xv = Yv = None
-        self.n_train_ = train.n_samples
-        self._fit_standardized(Xz, Yz, Xv, Yv, progress or _noop)
+        self.n_train_ = source.n_samples
+        self._fit_standardized(zsource, Xv, Yv, progress or _noop)
         return self
 
     def _to_z(self, landmarks: np.ndarray) -> np.ndarray:
         X = self.input_pipeline_.transform(np.asarray(landmarks))
         return X.astype(np.float32 if X.dtype == np.float32 else np.float64, copy=False)
 
-    def _fit_standardized(self, Xz, Yz, Xz_val, Yz_val, progress: Progress) -> None:
+    def _fit_standardized(self, source: StandardizedSource, Xz_val, Yz_val, progress: Progress) -> None:
         raise NotImplementedError
 
     # ---------------------------------------------------------------- predict
@@ -191,10 +218,14 @@ class Model:
         raise NotImplementedError
 
     def save(self, folder: str | Path) -> Path:
-        """Write the fitted model into ``folder`` (created): ``model.json`` and ``model.npz``.
+        """Write the fitted model into ``folder`` (created), without pickle.
 
-        Arrays go in an npz read back with ``allow_pickle=False``; nothing is pickled.
+        ``model.json`` holds the family, settings, ordered gene ids and small state;
+        ``weights.safetensors`` the model's arrays (weights, training profiles);
+        ``preprocess.npz`` the fitted preprocessing (read back with ``allow_pickle=False``).
         """
+        from safetensors.numpy import save_file
+
         self._check_fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -211,23 +242,30 @@ class Model:
             "target_scaler": tp,
             "state": fp,
         }
-        arrays = {**{f"input.{k}": v for k, v in pa.items()}, **{f"target.{k}": v for k, v in ta.items()},
-                  **{f"model.{k}": v for k, v in fa.items()}}
-        np.savez(folder / "model.npz", **arrays)
+        np.savez(folder / "preprocess.npz", **{f"input.{k}": v for k, v in pa.items()},
+                 **{f"target.{k}": v for k, v in ta.items()})
+        save_file({k: np.ascontiguousarray(v) for k, v in fa.items()}, str(folder / "weights.safetensors"))
         (folder / "model.json").write_text(json.dumps(meta, indent=1))
         return folder
+
+    #: Files a saved model consists of.
+    FILES = ("model.json", "preprocess.npz", "weights.safetensors")
 
     @classmethod
     def load(cls, folder: str | Path) -> Model:
         """Read a model written by :meth:`save` (any family when called on :class:`Model`)."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
         folder = Path(folder)
         try:
             meta = json.loads((folder / "model.json").read_text())
-            with np.load(folder / "model.npz", allow_pickle=False) as z:
+            with np.load(folder / "preprocess.npz", allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
+            weights = load_file(str(folder / "weights.safetensors"))
         except FileNotFoundError as e:
-            raise ModelError(f"{folder}: not a saved model ({e.filename} is missing)") from None
-        except (ValueError, json.JSONDecodeError, OSError) as e:
+            raise ModelError(f"{folder}: not a complete saved model ({Path(e.filename).name} is missing)") from None
+        except (ValueError, KeyError, json.JSONDecodeError, OSError, SafetensorError) as e:
             raise ModelError(f"{folder}: the saved model is damaged ({e})") from None
         family = meta.get("family")
         if family not in _FAMILIES:
@@ -245,12 +283,12 @@ class Model:
 
         model.input_pipeline_ = step_from_state(meta["input_pipeline"], sub("input."))
         model.target_scaler_ = step_from_state(meta["target_scaler"], sub("target."))
-        model._set_state(meta["state"], sub("model."))
+        model._set_state(meta["state"], weights)
         return model
 
 
 def load_model(folder: str | Path) -> Model:
     """Load a saved model of any family."""
-    from . import knn, linear  # noqa: F401  (registers the families)
+    from . import knn, linear, mlp  # noqa: F401  (registers the families)
 
     return Model.load(folder)

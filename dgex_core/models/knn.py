@@ -116,7 +116,8 @@ class KNNModel(Model):
     def _space(self, Xz: np.ndarray) -> np.ndarray:
         return _row_standardize(Xz) if self.metric == "correlation" else Xz
 
-    def _fit_standardized(self, Xz, Yz, Xv, Yv, progress: Progress) -> None:
+    def _fit_standardized(self, source, Xv, Yv, progress: Progress) -> None:
+        Xz, Yz = source.materialize()
         self.X_train_ = np.ascontiguousarray(self._space(Xz))
         self.Y_train_ = np.ascontiguousarray(Yz)
         grid = self._grid()

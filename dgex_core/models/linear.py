@@ -17,7 +17,7 @@ in standardized units or converted back to the original units.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -75,11 +75,6 @@ class GramAccumulator:
         Sxx = self.xx - self.n * np.outer(mx, mx)
         Sxy = self.xy - self.n * np.outer(mx, my)
         return Sxx, Sxy, self.shift_x + mx, self.shift_y + my
-
-
-def _blocks(X: np.ndarray, Y: np.ndarray, block_size: int) -> Iterable[tuple[np.ndarray, np.ndarray]]:
-    for start in range(0, X.shape[0], block_size):
-        yield X[start:start + block_size], Y[start:start + block_size]
 
 
 def solve_ridge(Sxx: np.ndarray, Sxy: np.ndarray, alpha: float) -> np.ndarray:
@@ -163,10 +158,10 @@ class LinearModel(Model):
         self.alphas = list(alphas) if isinstance(alphas, (list, tuple, np.ndarray)) else alphas
         self.block_size = block_size
 
-    def _fit_standardized(self, Xz, Yz, Xv, Yv, progress: Progress) -> None:
+    def _fit_standardized(self, source, Xv, Yv, progress: Progress) -> None:
         acc = GramAccumulator()
-        n_blocks = max(1, -(-Xz.shape[0] // self.block_size))
-        for i, (xb, yb) in enumerate(_blocks(Xz, Yz, self.block_size)):
+        n_blocks = source.n_blocks
+        for i, (xb, yb) in enumerate(source.blocks()):
             acc.update(xb, yb)
             progress(i + 1, n_blocks + 1, {"stage": "accumulating X'X, X'Y"})
         Sxx, Sxy, mx, my = acc.finalize()

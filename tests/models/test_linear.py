@@ -110,3 +110,29 @@ def test_predict_dataset_matches_by_id():
     m = LinearModel().fit(sp.train)
     shuffled = sp.test.subset(landmarks=sp.test.landmark_ids[::-1])
     np.testing.assert_allclose(m.predict_dataset(shuffled).to_numpy(), m.predict(sp.test.landmarks), rtol=1e-5)
+
+
+@pytest.mark.parametrize("store", ["memmap", "hdf5"])
+def test_fit_from_disk_in_blocks_equals_in_memory_fit(tmp_path, store):
+    import h5py
+
+    from dgex_core.models.sources import ArraySource
+
+    sp = _data(n=900, seed=7).split(seed=7)
+    X, Y = sp.train.landmarks.astype(np.float32), sp.train.targets.astype(np.float32)
+    if store == "memmap":
+        Xd = np.lib.format.open_memmap(tmp_path / "x.npy", "w+", np.float32, X.shape)
+        Yd = np.lib.format.open_memmap(tmp_path / "y.npy", "w+", np.float32, Y.shape)
+        Xd[:], Yd[:] = X, Y
+        Xd.flush(), Yd.flush()
+        Xd, Yd = np.load(tmp_path / "x.npy", mmap_mode="r"), np.load(tmp_path / "y.npy", mmap_mode="r")
+    else:
+        f = h5py.File(tmp_path / "d.h5", "w")
+        Xd, Yd = f.create_dataset("x", data=X), f.create_dataset("y", data=Y)
+    disk = LinearModel(alphas="auto", input_transform="quantile").fit_source(
+        ArraySource(Xd, Yd, block_size=64), sp.train.landmark_ids, sp.train.target_ids,
+        (sp.val.landmarks, sp.val.targets))
+    mem = LinearModel(alphas="auto", input_transform="quantile", block_size=10**6).fit(
+        sp.train.subset(), sp.val)
+    assert disk.alpha_ == mem.alpha_
+    assert _rel(disk.predict(sp.test.landmarks), mem.predict(sp.test.landmarks)) < 1e-5
