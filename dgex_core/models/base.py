@@ -149,7 +149,7 @@ class Model:
         dtype = np.float64 if np.asarray(source.X[:1]).dtype == np.float64 else np.float32
         zsource = StandardizedSource(source, self.input_pipeline_.transform, self.target_scaler_.transform, dtype)
         if val is not None:
-            Xv = self._to_z(val[0]).astype(dtype, copy=False)
+            Xv = self.standardize_landmarks(val[0]).astype(dtype, copy=False)
             Yv = self.target_scaler_.transform(np.asarray(val[1])).astype(dtype, copy=False)
             if np.isnan(Xv).any() or np.isnan(Yv).any():
                 raise ModelError("the validation data have missing values (NaN); impute or drop them first")
@@ -159,7 +159,9 @@ class Model:
         self._fit_standardized(zsource, Xv, Yv, progress or _noop)
         return self
 
-    def _to_z(self, landmarks: np.ndarray) -> np.ndarray:
+    def standardize_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
+        """Landmarks (n_samples, n_landmarks, original units) through the fitted input
+        transforms into the model's standardized units."""
         X = self.input_pipeline_.transform(np.asarray(landmarks))
         return X.astype(np.float32 if X.dtype == np.float32 else np.float64, copy=False)
 
@@ -186,7 +188,7 @@ class Model:
     def predict_standardized(self, landmarks: np.ndarray) -> np.ndarray:
         """Predictions in standardized target units (n_samples, n_targets)."""
         self._check_fitted()
-        return self._predict_standardized(self._to_z(landmarks))
+        return self._predict_standardized(self.standardize_landmarks(landmarks))
 
     def _predict_standardized(self, Xz: np.ndarray) -> np.ndarray:
         raise NotImplementedError

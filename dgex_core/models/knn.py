@@ -170,7 +170,7 @@ class KNNModel(Model):
         training samples, each (n_samples, k), for landmarks in original units."""
         self._check_fitted()
         k = k or self.k_
-        Q = self._space(self._to_z(landmarks).astype(self.X_train_.dtype, copy=False))
+        Q = self._space(self.standardize_landmarks(landmarks).astype(self.X_train_.dtype, copy=False))
         idx, dist = [], []
         for _, i, d in nearest_neighbours(Q, self.X_train_, k, self.query_block, self.train_block):
             idx.append(i)

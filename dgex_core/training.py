@@ -1,0 +1,161 @@
+"""From a dataset to a stored, scored run: split, fit, evaluate, flag, check.
+
+:func:`train_run` is what the CLI's ``dgex train`` and the dashboard's Train page
+call. It keeps the science honest in one place:
+
+- the split is made before anything is fitted; preprocessing and the model see the
+  training samples only, settings (ridge alpha, k, epochs) are chosen on validation
+  samples only, and the test samples are touched once, to score the final model;
+- errors are reported per gene (and per sample), in D-GEX's standardized units and
+  in original units, beside the noise floor when the data know it;
+- each target gets a *well inferred* flag from the **validation** set (Pearson r of
+  predicted vs measured above a threshold, as LINCS flags its "best inferred genes"),
+  so the flag is not tuned on the test set it is reported on;
+- an out-of-distribution check is fitted on training landmarks and calibrated on
+  validation landmarks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .dataset import Dataset, Split
+from .evaluate import evaluate_model
+from .models.base import Model, Progress
+from .store import Run
+from .trust import DistributionCheck
+
+__all__ = ["WELL_INFERRED_R", "predict_with_run", "train_run"]
+
+#: Default Pearson r on validation above which a target counts as well inferred.
+WELL_INFERRED_R = 0.5
+
+
+def _ids_digest(ids) -> str:
+    return hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest()[:16]
+
+
+def train_run(
+    dataset: Dataset,
+    model: Model,
+    name: str,
+    *,
+    split: Split | None = None,
+    val: float = 0.1,
+    test: float = 0.1,
+    seed: int = 0,
+    group_by: str | None = None,
+    well_inferred_r: float = WELL_INFERRED_R,
+    keep_predictions: bool = False,
+    progress: Progress | None = None,
+    dataset_name: str | None = None,
+) -> Run:
+    """Split ``dataset``, fit ``model`` on train (settings on validation), score it on test.
+
+    Parameters
+    ----------
+    dataset
+        Landmarks and targets of all samples.
+    model
+        An unfitted model of any family.
+    name
+        The run's name (its folder name once saved).
+    split
+        A ready split; otherwise ``dataset.split(val, test, seed, group_by)``.
+    well_inferred_r
+        Validation Pearson r above which a target is flagged well inferred.
+    keep_predictions
+        Keep the test-set predictions in the run.
+    progress
+        ``progress(step, total, metrics)`` callback passed to ``model.fit``.
+
+    Returns
+    -------
+    Run
+        Not yet saved: pass it to :func:`dgex_core.store.save_run`.
+    """
+    split = split or dataset.split(val=val, test=test, seed=seed, group_by=group_by)
+    t0 = time.perf_counter()
+    model.fit(split.train, split.val if split.val.n_samples else None, progress=progress)
+    fit_seconds = time.perf_counter() - t0
+
+    metrics: dict = {"fit_seconds": fit_seconds}
+    well = None
+    if split.val.n_samples > 1:
+        ev_val = evaluate_model(model, split.val)
+        metrics["val"] = ev_val.summary
+        well = ev_val.per_gene["pearson"].fillna(-1) >= well_inferred_r
+        metrics["n_well_inferred"] = int(well.sum())
+    per_gene = per_sample = preds = None
+    if split.test.n_samples:
+        ev = evaluate_model(model, split.test)
+        metrics["test"] = ev.summary
+        per_gene = ev.per_gene
+        if well is not None:
+            per_gene["well_inferred"] = well.reindex(per_gene.index).fillna(False).astype(bool)
+        per_sample = ev.per_sample.to_frame()
+        if keep_predictions:
+            preds = model.predict_dataset(split.test)
+
+    trust = None
+    if split.val.n_samples >= 1 and split.train.n_samples >= 3:
+        trust = DistributionCheck().fit(model.standardize_landmarks(split.train.landmarks), model.standardize_landmarks(split.val.landmarks))
+        if per_sample is not None:
+            per_sample["ood_score"] = trust.score(model.standardize_landmarks(split.test.landmarks))
+    if per_sample is not None:
+        meta = split.test.sample_meta
+        for c in meta.columns[:20]:
+            if c not in per_sample:
+                per_sample[c] = meta[c].reindex(per_sample.index).to_numpy()
+
+    import torch
+
+    config = {
+        "family": model.family,
+        "params": model.get_params(),
+        "dataset": {
+            "name": dataset_name or dataset.provenance.path or dataset.provenance.format,
+            "provenance": dataset.provenance.to_dict(),
+            "n_samples": dataset.n_samples,
+            "coverage": None if dataset.coverage is None else {
+                "n_requested": dataset.coverage.n_requested, "n_present": dataset.coverage.n_present,
+                "missing": dataset.coverage.missing},
+        },
+        "split": {
+            "seed": split.seed, "group_by": split.group_by,
+            "n_train": split.train.n_samples, "n_val": split.val.n_samples, "n_test": split.test.n_samples,
+            "train_ids_sha": _ids_digest(split.train.sample_ids), "val_ids_sha": _ids_digest(split.val.sample_ids),
+            "test_ids_sha": _ids_digest(split.test.sample_ids),
+        },
+        "n_landmarks": len(model.landmark_ids_),
+        "n_targets": len(model.target_ids_),
+        "well_inferred_r": well_inferred_r,
+        "versions": {"dgex": __version__, "numpy": np.__version__, "pandas": pd.__version__,
+                     "torch": torch.__version__, "python": platform.python_version()},
+    }
+    return Run(name, model, config, metrics, per_gene, per_sample, trust, preds)
+
+
+def predict_with_run(run: Run, data: Dataset) -> tuple[pd.DataFrame, pd.Series]:
+    """Predict every target of ``run`` for the samples of ``data`` (landmarks matched by id).
+
+    Returns
+    -------
+    predictions
+        samples x targets DataFrame in original units.
+    ood_score
+        Per-sample out-of-distribution score (NaN when the run has no check); above 1
+        means further from the training data than 99% of validation samples.
+    """
+    preds = run.model.predict_dataset(data)
+    if run.trust is None:
+        return preds, pd.Series(np.nan, index=data.sample_ids, name="ood_score")
+    pos = data.landmark_ids.get_indexer(run.model.landmark_ids_)
+    z = run.model.standardize_landmarks(data.landmarks[:, pos])
+    return preds, pd.Series(run.trust.score(z), index=data.sample_ids, name="ood_score")
