@@ -58,7 +58,7 @@ def test_altered_run_is_refused(tmp_path, dataset):
 def test_incomplete_run_is_refused(tmp_path, dataset):
     path = save_run(train_run(dataset, LinearModel(), "lin"), tmp_path)
     (path / "genes.json").unlink()
-    with pytest.raises(ModelError, match="genes.json is missing"):
+    with pytest.raises(ModelError, match=r"genes\.json is missing"):
         load_run(path)
     (path / "checksums.json").unlink()
     with pytest.raises(ModelError, match="incomplete"):

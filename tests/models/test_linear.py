@@ -73,7 +73,7 @@ def test_accumulator_is_exact_for_large_means():
     acc = GramAccumulator()
     for s in range(0, 500, 64):
         acc.update(X[s:s + 64], Y[s:s + 64])
-    Sxx, Sxy, mx, my = acc.finalize()
+    Sxx, Sxy, mx, _ = acc.finalize()
     Xc, Yc = X - X.mean(0), Y - Y.mean(0)
     np.testing.assert_allclose(Sxx, Xc.T @ Xc, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(Sxy, Xc.T @ Yc, rtol=1e-9, atol=1e-9)
