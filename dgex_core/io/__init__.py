@@ -15,7 +15,7 @@ format name            what                               read       write
 ``geo_soft``           GEO SOFT family file               yes
 ``csv`` / ``tsv``      delimited table, either orientation yes       yes
 ``parquet``            Parquet table, either orientation  yes        yes
-``h5ad``               AnnData                            yes
+``h5ad``               AnnData                            yes        yes
 ``archs4``             ARCHS4 HDF5 gene matrix            yes
 =====================  =================================  =========  ======
 """
@@ -34,7 +34,7 @@ from ._common import HDF5_MAGIC, PARQUET_MAGIC, head_bytes
 __all__ = ["FORMATS", "WRITE_FORMATS", "read", "sniff", "write"]
 
 FORMATS = ("gct", "gctx", "geo_series_matrix", "geo_soft", "csv", "tsv", "parquet", "h5ad", "archs4")
-WRITE_FORMATS = ("gct", "gctx", "csv", "tsv", "parquet")
+WRITE_FORMATS = ("gct", "gctx", "csv", "tsv", "parquet", "h5ad")
 
 _SUFFIX_FORMAT = {".gct": "gct", ".gctx": "gctx", ".csv": "csv", ".tsv": "tsv", ".txt": "tsv",
                   ".parquet": "parquet", ".pq": "parquet", ".h5ad": "h5ad"}
@@ -95,7 +95,7 @@ def _sniff_hdf5(p: Path) -> str:
         with h5py.File(p, "r") as f:
             if "0/DATA/0/matrix" in f:
                 return "gctx"
-            if "X" in f and ("obs" in f or "var" in f):
+            if ("X" in f and ("obs" in f or "var" in f)) or f.attrs.get("encoding-type") in ("anndata", b"anndata"):
                 return "h5ad"
             if "data/expression" in f and "meta" in f:
                 return "archs4"
@@ -173,6 +173,9 @@ def write(matrix: ExpressionMatrix, path: str | os.PathLike, format: str | None 
     elif fmt == "gctx":
         from .gctx import write_gctx
         write_gctx(matrix, path, **kwargs)
+    elif fmt == "h5ad":
+        from .h5ad import write_h5ad
+        write_h5ad(matrix, path, **kwargs)
     else:
         from .table import write_table
         write_table(matrix, path, format=fmt, **kwargs)
