@@ -137,11 +137,7 @@ class Model:
         fitted by streaming passes over ``source``; the model then reads standardized
         blocks. The result is the same as :meth:`fit` on the same samples.
         """
-        if len(landmark_ids) != source.n_landmarks or len(target_ids) != source.n_targets:
-            raise ModelError(f"{len(landmark_ids)} landmark ids and {len(target_ids)} target ids given for data "
-                             f"of {source.n_landmarks} landmarks and {source.n_targets} targets")
-        self.landmark_ids_ = pd.Index([str(i) for i in landmark_ids], dtype=object)
-        self.target_ids_ = pd.Index([str(i) for i in target_ids], dtype=object)
+        self._set_gene_ids(source, landmark_ids, target_ids)
         self.input_pipeline_ = input_pipeline(self.input_transform).fit_blocks(lambda: (x for x, _ in source.blocks()))
         self.target_scaler_ = Standardizer()
         for _, y in source.blocks():
@@ -158,6 +154,13 @@ class Model:
         self.n_train_ = source.n_samples
         self._fit_standardized(zsource, Xv, Yv, progress or _noop)
         return self
+
+    def _set_gene_ids(self, source: ArraySource, landmark_ids, target_ids) -> None:
+        if len(landmark_ids) != source.n_landmarks or len(target_ids) != source.n_targets:
+            raise ModelError(f"{len(landmark_ids)} landmark ids and {len(target_ids)} target ids given for data "
+                             f"of {source.n_landmarks} landmarks and {source.n_targets} targets")
+        self.landmark_ids_ = pd.Index([str(i) for i in landmark_ids], dtype=object)
+        self.target_ids_ = pd.Index([str(i) for i in target_ids], dtype=object)
 
     def standardize_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
         """Landmarks (n_samples, n_landmarks, original units) through the fitted input

@@ -24,6 +24,7 @@ import pandas as pd
 from scipy import linalg
 
 from ..errors import ModelError
+from ..preprocess import Pipeline, Standardizer
 from .base import Model, Progress, register
 
 __all__ = ["DEFAULT_ALPHA_GRID", "GramAccumulator", "LinearModel", "ridge_path"]
@@ -56,6 +57,7 @@ class GramAccumulator:
             self.shift_x, self.shift_y = X.mean(axis=0), Y.mean(axis=0)
             self.sx = np.zeros(X.shape[1])
             self.sy = np.zeros(Y.shape[1])
+            self.yy = np.zeros(Y.shape[1])
             self.xx = np.zeros((X.shape[1], X.shape[1]))
             self.xy = np.zeros((X.shape[1], Y.shape[1]))
         Xc = X - self.shift_x
@@ -63,6 +65,7 @@ class GramAccumulator:
         self.n += X.shape[0]
         self.sx += Xc.sum(axis=0)
         self.sy += Yc.sum(axis=0)
+        self.yy += np.einsum("ij,ij->j", Yc, Yc)
         self.xx += Xc.T @ Xc
         self.xy += Xc.T @ Yc
         return self
@@ -75,6 +78,11 @@ class GramAccumulator:
         Sxx = self.xx - self.n * np.outer(mx, mx)
         Sxy = self.xy - self.n * np.outer(mx, my)
         return Sxx, Sxy, self.shift_x + mx, self.shift_y + my
+
+    def target_sum_of_squares(self) -> np.ndarray:
+        """Centered sum of squares of each target (n_targets,): its variance times n."""
+        my = self.sy / self.n
+        return self.yy - self.n * my * my
 
 
 def solve_ridge(Sxx: np.ndarray, Sxy: np.ndarray, alpha: float) -> np.ndarray:
@@ -112,6 +120,13 @@ def ridge_path(evals: np.ndarray, V: np.ndarray, VtSxy: np.ndarray, alphas: Sequ
 def _rcond(n: int) -> float:
     """Relative eigenvalue cut-off, as LAPACK's rcond default for a matrix of size n."""
     return n * np.finfo(np.float64).eps
+
+
+def _standardizer(mean: np.ndarray, sd: np.ndarray) -> Standardizer:
+    """A fitted :class:`Standardizer` from means and sds (constant genes get sd 1)."""
+    const = ~(sd > 1e-12 * np.maximum(np.abs(mean), 1.0))
+    return Standardizer.from_state({"n_constant": int(const.sum())},
+                                   {"mean": mean, "scale": np.where(const, 1.0, sd)})
 
 
 @register
@@ -157,6 +172,47 @@ class LinearModel(Model):
         self.alpha = alpha
         self.alphas = list(alphas) if isinstance(alphas, (list, tuple, np.ndarray)) else alphas
         self.block_size = block_size
+
+    def fit_source(self, source, landmark_ids, target_ids, val=None, progress=None) -> LinearModel:
+        """Fit from sample blocks; with no input transform, in **one pass** over the data.
+
+        The per-gene means and standard deviations that standardize landmarks and
+        targets fall out of the same sums as ``X'X`` and ``X'Y`` (their diagonals and
+        column sums), so the data are read once and the cost is essentially the two
+        matrix products. With a log2 / quantile input transform, the generic path of
+        :meth:`Model.fit_source` is used (one more pass per transform).
+        """
+        if self.input_transform not in ("none", "", None):
+            return super().fit_source(source, landmark_ids, target_ids, val, progress)
+        progress = progress or (lambda *a: None)
+        self._set_gene_ids(source, landmark_ids, target_ids)
+        acc = GramAccumulator()
+        for i, (xb, yb) in enumerate(source.blocks()):
+            acc.update(xb, yb)
+            progress(i + 1, source.n_blocks + 1, {"stage": "accumulating X'X, X'Y"})
+        Sxx, Sxy, mx, my = acc.finalize()
+        syy = acc.target_sum_of_squares()
+        if not (np.isfinite(Sxx).all() and np.isfinite(Sxy).all() and np.isfinite(syy).all()):
+            raise ModelError("the training data have missing or infinite values; impute or drop them before training")
+        n = acc.n
+        xs = _standardizer(mx, np.sqrt(np.maximum(np.diag(Sxx), 0) / n))
+        ys = _standardizer(my, np.sqrt(np.maximum(syy, 0) / n))
+        self.input_pipeline_ = Pipeline([xs])
+        self.input_pipeline_.fitted_ = True
+        self.target_scaler_ = ys
+        self.n_train_ = n
+        Xv = Yv = None
+        if val is not None:
+            Xv = self.standardize_landmarks(val[0]).astype(np.float64)
+            Yv = ys.transform(np.asarray(val[1], np.float64))
+            if np.isnan(Xv).any() or np.isnan(Yv).any():
+                raise ModelError("the validation data have missing values (NaN); impute or drop them first")
+        Sxx_z = Sxx / np.outer(xs.scale_, xs.scale_)
+        Sxy_z = Sxy / np.outer(xs.scale_, ys.scale_)
+        zero_x, zero_y = np.zeros(Sxx.shape[0]), np.zeros(Sxy.shape[1])
+        self.fit_from_sums(Sxx_z, Sxy_z, zero_x, zero_y, n, Xv, Yv)
+        progress(source.n_blocks + 1, source.n_blocks + 1, {"stage": "solved", "alpha": self.alpha_})
+        return self
 
     def _fit_standardized(self, source, Xv, Yv, progress: Progress) -> None:
         acc = GramAccumulator()
