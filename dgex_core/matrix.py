@@ -60,6 +60,8 @@ class Provenance:
 
 def as_id_index(ids: Sequence | np.ndarray | pd.Index, name: str | None = None) -> pd.Index:
     """Ids as a string :class:`pandas.Index` (bytes decoded as UTF-8, numbers as text)."""
+    if isinstance(ids, pd.Index) and ids.dtype == object and (len(ids) == 0 or pd.api.types.infer_dtype(ids) == "string"):
+        return ids.rename(name) if ids.name != name else ids
     arr = np.asarray(ids)
     if arr.dtype.kind == "S":
         out = [b.decode("utf-8", "replace") for b in arr.tolist()]
@@ -131,6 +133,10 @@ class ExpressionMatrix:
     def _meta(meta: pd.DataFrame | None, ids: pd.Index, what: str) -> pd.DataFrame:
         if meta is None:
             return pd.DataFrame(index=ids.copy())
+        if meta.index is ids or (len(meta) == len(ids) and meta.index.equals(ids)):
+            meta = meta.copy()
+            meta.index = ids
+            return meta
         meta = meta.copy()
         meta.index = as_id_index(meta.index, what)
         if len(meta) != len(ids) or not meta.index.equals(ids):

@@ -175,17 +175,18 @@ def test_collapse_probes_averages_probes_of_each_gene():
 
 
 def test_collapse_real_gpl96_to_dgex_genes(gpl96_bladder, real_dir):
+    """D-GEX's setup: landmark probes and target probes collapsed to genes, each with its own map."""
     from dgex_core.io import read
     from dgex_core.io.sheets import read_gene_map
 
     probes = read(gpl96_bladder)
-    gmap = pd.concat([read_gene_map(real_dir / "dgex_landmarks_gpl96.tsv"),
-                      read_gene_map(real_dir / "dgex_targets_gpl96.tsv")])
-    genes = collapse_probes(probes, gmap)
-    assert genes.n_samples == 57
-    assert genes.n_genes == 943 + 9520
+    lm_map = read_gene_map(real_dir / "dgex_landmarks_gpl96.tsv", gene_key="ensembl")
+    tg_map = read_gene_map(real_dir / "dgex_targets_gpl96.tsv", gene_key="ensembl")
+    landmarks = collapse_probes(probes.subset(genes=lm_map.index), lm_map)
+    targets = collapse_probes(probes.subset(genes=tg_map.index), tg_map)
+    assert (landmarks.n_samples, landmarks.n_genes, targets.n_genes) == (57, 943, 9520)
     # a gene's value is the mean of its probes, checked by hand for one multi-probe gene
-    multi = genes.gene_meta.index[genes.gene_meta["n_probes"] > 1][0]
-    its = genes.gene_meta.loc[multi, "probes"].split(",")
-    np.testing.assert_allclose(genes.subset(genes=[multi]).values[:, 0],
+    multi = targets.gene_meta.index[targets.gene_meta["n_probes"] > 1][0]
+    its = targets.gene_meta.loc[multi, "probes"].split(",")
+    np.testing.assert_allclose(targets.subset(genes=[multi]).values[:, 0],
                                probes.subset(genes=its).values.mean(axis=1), rtol=1e-5)

@@ -19,7 +19,12 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 PARQUET_MAGIC = b"PAR1"
 
 #: Tokens read as a missing value (NaN) in numeric cells, compared case-insensitively.
-MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none", "#n/a", "n/a", "-666", "-666.0", "inf_missing"})
+MISSING_TOKENS = frozenset({"", "na", "nan", "null", "#n/a", "-666", "-666.0"})
+
+
+# In a numeric cell, -666 is a number here; formats that use it as a marker (GCT)
+# convert it themselves, so the fast and careful parse paths always agree.
+_NUMBER_MISSING = MISSING_TOKENS - {"-666", "-666.0"}
 
 
 def head_bytes(path: str | os.PathLike, n: int = 4096) -> bytes:
@@ -114,7 +119,7 @@ class TextLines:
 def parse_float_row(
     cells: list[str], path: str | os.PathLike, lineno: int, first_col: int, dtype=np.float32
 ) -> np.ndarray:
-    """Parse numeric cells, turning missing-value markers into NaN.
+    """Parse numeric cells, turning missing-value markers (NA, NaN, empty...) into NaN.
 
     ``first_col`` is the 1-based column number of ``cells[0]`` in the file, for the
     error message.
@@ -131,7 +136,7 @@ def parse_float_row(
     out = np.empty(len(cells), dtype=np.float64)
     for j, c in enumerate(cells):
         s = c.strip()
-        if s.lower() in MISSING_TOKENS:
+        if s.lower() in _NUMBER_MISSING:
             out[j] = np.nan
             continue
         try:

@@ -52,7 +52,7 @@ def read_sample_sheet(path: str | os.PathLike, id_column: str | None = None) -> 
     return df
 
 
-def read_gene_map(path: str | os.PathLike) -> pd.Series:
+def read_gene_map(path: str | os.PathLike, gene_key: str = "symbol") -> pd.Series:
     """A probe id -> gene map, for :func:`dgex_core.preprocess.collapse_probes`.
 
     Accepted layouts (tab or comma separated):
@@ -63,10 +63,21 @@ def read_gene_map(path: str | os.PathLike) -> pd.Series:
       ``GENE_SYMBOL``, ``Symbol``) columns;
     - any two-column table ``probe<TAB>gene`` (a header is optional).
 
+    Parameters
+    ----------
+    gene_key
+        For D-GEX maps, ``"symbol"`` or ``"ensembl"``: which id names the gene.
+
     Returns
     -------
     pandas.Series
         Index: probe ids; values: gene ids. A probe listed twice keeps its first gene.
+
+    Notes
+    -----
+    D-GEX's two maps share 445 genes: a landmark gene's chosen probe is the landmark,
+    and its *other* probes make the same gene a target. Collapse the landmark and
+    target probes with their own maps, not with the two maps merged.
     """
     p = Path(path)
     sep = _sep(p)
@@ -81,7 +92,10 @@ def read_gene_map(path: str | os.PathLike) -> pd.Series:
     if "id" in header and sym_cols:
         probes, genes = raw.iloc[1:, header.index("id")], raw.iloc[1:, sym_cols[0]]
     elif raw.shape[1] == 3 and raw.iloc[:, 1].str.match(r"^ENS[A-Z]*G\d+").mean() > 0.5:
-        pairs = [(pr.strip(), sym.strip()) for sym, probes in zip(raw[0], raw[2], strict=True)
+        if gene_key not in ("symbol", "ensembl"):
+            raise ValueError(f"gene_key must be 'symbol' or 'ensembl', got {gene_key!r}")
+        names = raw[0] if gene_key == "symbol" else raw[1]
+        pairs = [(pr.strip(), g.strip()) for g, probes in zip(names, raw[2], strict=True)
                  for pr in probes.split(",") if pr.strip()]
         probes, genes = pd.Series([a for a, _ in pairs]), pd.Series([b for _, b in pairs])
     elif raw.shape[1] >= 2:

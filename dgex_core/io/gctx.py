@@ -1,0 +1,886 @@
+"""GCTX (the HDF5 flavour of GCT; LINCS / CMap), read and written with h5py directly.
+
+Layout (the Broad's, as cmapPy writes it)::
+
+    /                      attrs: version = "GCTX1.0", src = <file name>
+    /0/DATA/0/matrix       float32 (or float64), shape (n_samples, n_genes)
+    /0/META/ROW/id         gene ids        (n_genes,)
+    /0/META/ROW/<field>    gene metadata   (n_genes,)   one 1-D dataset per field
+    /0/META/COL/id         sample ids      (n_samples,)
+    /0/META/COL/<field>    sample metadata (n_samples,)
+
+In GCT vocabulary rows are genes and columns samples, and the matrix is stored
+**transposed**, so on disk it is already samples x genes, the orientation of
+:class:`~dgex_core.matrix.ExpressionMatrix`.
+
+Reading rules
+-------------
+- Strings are fixed-length (or variable-length) bytes, decoded as UTF-8 with
+  replacement. Ids may be stored as integers (Entrez ids) and are turned into their
+  decimal text: ids are always ``str``.
+- Metadata keeps the type it is stored with (numbers stay numbers, strings stay
+  strings); in string fields the missing markers (``-666``, ``na``, ``NaN``, empty...)
+  become NaN. Numeric fields are returned as stored (no -666 conversion).
+- Only what is asked is read: :meth:`GCTXFile.read` takes sample and gene selections
+  (ids or integer positions), sorts the samples, reads them in batches of at most
+  :data:`READ_BLOCK_BYTES` (one slice for a dense batch, one h5py point selection for
+  a scattered one: see :func:`plan_reads`) and puts the rows back in the order asked;
+  a range of samples is read straight into the result. Ids and metadata are read for
+  the asked samples only. Genes are read as the span from the first to the last gene
+  asked, then picked in memory: a few genes across all samples still read every
+  sample's row (that is how the file is laid out, and chunks hold ~1,000 genes), so
+  iterate with :meth:`GCTXFile.iter_sample_blocks` to bound memory.
+
+Writing rules
+-------------
+- :func:`write_gctx` and :class:`GCTXWriter` write the Broad layout: ids and string
+  metadata as fixed-length UTF-8 byte strings (``S{n}``; a missing string is ``-666``),
+  numeric metadata as numeric datasets, the matrix deflate-compressed (level 6) in
+  chunks chosen like cmapPy's ``set_data_matrix_chunk_size`` (see :func:`broad_chunks`).
+- Ids are always written as strings, even when they look like integers.
+- Files appear under their final name only once complete (write to a temporary file,
+  then rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from .._atomic import atomic_path
+from ..errors import DataFormatError, DatasetError
+from ..matrix import ExpressionMatrix, Provenance, as_id_index
+from ._common import GZIP_MAGIC, HDF5_MAGIC, MISSING_TOKENS, head_bytes
+from .gct import META_MISSING
+
+__all__ = ["GCTXFile", "GCTXWriter", "broad_chunks", "plan_reads", "read_gctx", "write_gctx"]
+
+VERSION = "GCTX1.0"
+MATRIX = "/0/DATA/0/matrix"
+ROW = "/0/META/ROW"
+COL = "/0/META/COL"
+
+#: Largest chunk cmapPy writes (``max_chunk_kb=1024``) and most genes per chunk.
+CHUNK_BYTES = 1024 * 1024
+CHUNK_MAX_GENES = 1000
+#: Most bytes of wanted rows one HDF5 read gathers when samples are not a plain range
+#: (bounds the temporary buffer of :meth:`GCTXFile.read` besides its result).
+READ_BLOCK_BYTES = 4 * 1024 * 1024
+
+Selector = slice | Sequence | np.ndarray | pd.Index | str | int | None
+
+
+# ============================================================== pure helpers
+def broad_chunks(n_samples: int | None, n_genes: int, itemsize: int = 4) -> tuple[int, int]:
+    """The chunk shape (samples, genes) the Broad uses for a matrix of this size.
+
+    cmapPy (``write_gctx.set_data_matrix_chunk_size``, for cmapM / cmapR compatibility)
+    puts at most 1,000 genes in a chunk and as many samples as fit in 1 MiB. This is
+    that rule in the on-disk (samples, genes) orientation: 978 float32 landmarks give
+    chunks of 268 samples x 978 genes.
+
+    Parameters
+    ----------
+    n_samples
+        Number of samples, or ``None`` when not known yet (a resizable dataset): the
+        sample extent is then not capped.
+    n_genes
+        Number of genes.
+    itemsize
+        Bytes per value (4 for float32, 8 for float64).
+    """
+    genes = max(1, min(n_genes, CHUNK_MAX_GENES))
+    samples = max(1, CHUNK_BYTES // (genes * itemsize))
+    if n_samples is not None:
+        samples = max(1, min(samples, n_samples))
+    return samples, genes
+
+
+def plan_reads(positions: np.ndarray, row_bytes: int,
+               max_bytes: int = READ_BLOCK_BYTES) -> list[tuple[slice | np.ndarray, np.ndarray]]:
+    """Split sorted sample positions into reads of bounded memory.
+
+    Consecutive positions are taken in batches of at most ``max_bytes`` of rows. A
+    dense batch (at least half the rows of its span wanted) is read as one slice and
+    the rows picked in memory; a sparse one as one h5py point selection (sorted,
+    unique indices, as h5py requires), in which HDF5 decompresses each chunk it
+    touches once.
+
+    Parameters
+    ----------
+    positions
+        Sorted, unique sample positions.
+    row_bytes
+        Bytes read per sample.
+    max_bytes
+        Most bytes of wanted rows per read (a dense slice may span twice that).
+
+    Returns
+    -------
+    list of (selection, index)
+        ``selection`` is a ``slice`` or an array of positions to read along samples;
+        ``index`` are the indices into ``positions`` it serves.
+    """
+    max_rows = max(1, max_bytes // max(row_bytes, 1))
+    reads: list[tuple[slice | np.ndarray, np.ndarray]] = []
+    for b in range(0, positions.size, max_rows):
+        idx = np.arange(b, min(b + max_rows, positions.size))
+        rows = positions[idx]
+        start, stop = int(rows[0]), int(rows[-1]) + 1
+        reads.append((slice(start, stop) if 2 * idx.size >= stop - start else rows, idx))
+    return reads
+
+
+def decode_strings(raw: np.ndarray) -> np.ndarray:
+    """Fixed- or variable-length bytes as an object array of ``str`` (UTF-8, replacement)."""
+    return np.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in raw.tolist()],
+                    dtype=object)
+
+
+def meta_column(raw: np.ndarray) -> np.ndarray:
+    """A metadata dataset's values as returned: strings decoded with missing -> NaN, numbers as stored."""
+    if raw.dtype.kind in "SOUa":
+        text = decode_strings(raw)
+        missing = np.array([t.strip().lower() in MISSING_TOKENS for t in text], dtype=bool)
+        text[missing] = np.nan
+        return text
+    return raw
+
+
+def encode_strings(values: Sequence, what: str) -> np.ndarray:
+    """Text as a fixed-length UTF-8 byte-string array ``S{n}`` (the Broad's string type)."""
+    data = [str(v).encode("utf-8") for v in values]
+    if any(b.endswith(b"\x00") for b in data):
+        raise DatasetError(f"a {what} ends with a NUL character, which fixed-length HDF5 strings cannot keep")
+    width = max([len(b) for b in data], default=1) or 1
+    return np.array(data, dtype=f"S{width}")
+
+
+def meta_array(series: pd.Series, name: str) -> np.ndarray:
+    """A metadata column as the array to store: numbers as numbers, anything else as ``S{n}``.
+
+    Integers with missing values become float64 (NaN); booleans without missing values
+    stay booleans; text, categories, dates and mixed columns become strings, a missing
+    value ``-666``.
+    """
+    dt = series.dtype
+    has_na = bool(series.isna().any())
+    if pd.api.types.is_bool_dtype(dt) and not has_na:
+        return series.to_numpy(dtype=bool)
+    if pd.api.types.is_float_dtype(dt):
+        return series.to_numpy(dtype=dt if isinstance(dt, np.dtype) else np.float64, na_value=np.nan)
+    if pd.api.types.is_integer_dtype(dt):
+        if has_na:
+            return series.to_numpy(dtype=np.float64, na_value=np.nan)
+        return series.to_numpy(dtype=dt if isinstance(dt, np.dtype) else np.int64)
+    cells = [META_MISSING if _is_na(v) else str(v) for v in series.tolist()]
+    return encode_strings(cells, f"value of metadata field {name!r}")
+
+
+def _is_na(v) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+# ============================================================== reading
+class GCTXFile:
+    """An open GCTX file: ids, metadata and lazy, block-wise access to the matrix.
+
+    The matrix is **samples x genes** (the stored orientation). Nothing but the ids'
+    shapes is read when the file is opened; ids and metadata are read on first use.
+
+    Parameters
+    ----------
+    path
+        The ``.gctx`` file.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    shape : tuple of int
+        (n_samples, n_genes).
+    dtype : numpy.dtype
+        The stored value type (float32 or float64).
+
+    Raises
+    ------
+    DataFormatError
+        If the file is not HDF5 (e.g. a text GCT named ``.gctx``), lacks a GCTX node
+        (named), or its id arrays disagree with the matrix shape.
+
+    Examples
+    --------
+    >>> with GCTXFile("level3.gctx") as f:                               # doctest: +SKIP
+    ...     lm = f.read(genes=landmark_ids)                              # all samples
+    ...     for block in f.iter_sample_blocks(10_000, genes=landmark_ids):
+    ...         ...
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._h5 = _open_hdf5(self.path)
+        try:
+            self._ds = self._node(MATRIX, h5py.Dataset)
+            self._id_ds = {"row": self._node(f"{ROW}/id", h5py.Dataset), "col": self._node(f"{COL}/id", h5py.Dataset)}
+            self._check_shapes()
+        except BaseException:
+            self._h5.close()
+            raise
+        self._shape: tuple[int, int] = tuple(self._ds.shape)  # type: ignore[assignment]
+        self._dtype = self._ds.dtype
+        self._raw_ids: dict[str, np.ndarray] = {}
+        self._ids: dict[str, pd.Index] = {}
+        self._fields: dict[str, dict[str, h5py.Dataset]] = {}
+        self._raw_meta: dict[tuple[str, str], np.ndarray] = {}
+
+    # ----------------------------------------------------------- plumbing
+    def __enter__(self) -> GCTXFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HDF5 file (idempotent)."""
+        self._h5.close()
+
+    def __repr__(self) -> str:
+        return f"<GCTXFile {self.path.name}: {self.shape[0]} samples x {self.shape[1]} genes, {self.dtype}>"
+
+    def _node(self, name: str, kind: type) -> h5py.Dataset | h5py.Group:
+        obj = self._h5.get(name)
+        if not isinstance(obj, kind):
+            found = "missing" if obj is None else f"a {type(obj).__name__}, not a {kind.__name__}"
+            raise DataFormatError(self.path, name, f"GCTX node {name} is {found}",
+                                  f"a GCTX file with {MATRIX}, {ROW}/id and {COL}/id")
+        return obj
+
+    def _check_shapes(self) -> None:
+        ds = self._ds
+        if ds.ndim != 2 or ds.dtype.kind not in "fiu":
+            raise DataFormatError(self.path, MATRIX, f"a {ds.ndim}-D {ds.dtype} dataset",
+                                  "a 2-D float matrix, samples x genes")
+        n_s, n_g = ds.shape
+        n_row, n_col = (self._id_ds["row"].shape, self._id_ds["col"].shape)
+        if n_row != (n_g,) or n_col != (n_s,):
+            hint = " (is the matrix stored untransposed, genes x samples?)" if n_row == (n_s,) and n_col == (n_g,) else ""
+            raise DataFormatError(
+                self.path, f"{ROW}/id, {COL}/id",
+                f"{n_row[0] if n_row else '?'} row (gene) ids and {n_col[0] if n_col else '?'} column (sample) ids "
+                f"for a {MATRIX} of shape {ds.shape}{hint}",
+                f"{n_g} gene ids and {n_s} sample ids (the matrix is stored samples x genes)",
+            )
+
+    # ----------------------------------------------------------- ids, meta
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(n_samples, n_genes)."""
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The stored value type."""
+        return self._dtype
+
+    @property
+    def chunks(self) -> tuple[int, int] | None:
+        """The stored chunk shape (samples, genes), ``None`` for contiguous storage."""
+        return self._ds.chunks
+
+    # Ids and metadata are read lazily. Genes: read whole once and cached. Samples: a range
+    # reads only that slice of each 1-D dataset, a few scattered samples a point
+    # selection, anything else reads (and caches) the whole dataset once.
+    def _n(self, axis: str) -> int:
+        return self.shape[1] if axis == "row" else self.shape[0]
+
+    def _raw_id(self, axis: str) -> np.ndarray:
+        """All ids of an axis as stored, checked for type and duplicates (cached)."""
+        if axis not in self._raw_ids:
+            node = f"{ROW if axis == 'row' else COL}/id"
+            raw = _read_dataset(self._id_ds[axis], self.path, node)
+            _check_raw_ids(raw, self.path, node)
+            self._raw_ids[axis] = raw
+        return self._raw_ids[axis]
+
+    def _ids_at(self, axis: str, positions: np.ndarray | None) -> pd.Index:
+        """The ids at ``positions`` (all when ``None``) as a ``str`` index."""
+        name = "gene" if axis == "row" else "sample"
+        if positions is None or axis in self._ids or axis == "row":  # gene ids: few, reused, cached
+            full = self._id_index(axis)
+            return full if positions is None else full[positions]
+        if axis in self._raw_ids:
+            return as_id_index(self._raw_ids[axis][positions], name)
+        node = f"{ROW if axis == 'row' else COL}/id"
+        raw = self._read_1d_at(self._id_ds[axis], node, positions)
+        if raw is None:
+            return as_id_index(self._raw_id(axis)[positions], name)
+        _check_raw_ids(raw, self.path, node)
+        return as_id_index(raw, name)
+
+    def _read_1d_at(self, ds: h5py.Dataset, node: str, positions: np.ndarray) -> np.ndarray | None:
+        """Values of a 1-D dataset at a few positions (a slice or a point selection),
+        ``None`` when so many are asked that reading it whole is better."""
+        if _is_range(positions):
+            return _read_dataset(ds, self.path, node, np.s_[positions[0] : positions[-1] + 1]).reshape(-1)
+        if 0 < positions.size * 4 <= ds.shape[0]:
+            order = np.argsort(positions)
+            raw = np.empty(positions.size, dtype=ds.dtype)
+            raw[order] = _read_dataset(ds, self.path, node, positions[order]).reshape(-1)
+            return raw
+        return None
+
+    def _id_index(self, axis: str) -> pd.Index:
+        if axis not in self._ids:
+            self._ids[axis] = as_id_index(self._raw_id(axis), "gene" if axis == "row" else "sample")
+        return self._ids[axis]
+
+    @property
+    def row_ids(self) -> pd.Index:
+        """Gene (row) ids, ``str``."""
+        return self._id_index("row")
+
+    @property
+    def col_ids(self) -> pd.Index:
+        """Sample (column) ids, ``str``."""
+        return self._id_index("col")
+
+    gene_ids = row_ids
+    sample_ids = col_ids
+
+    def _meta_fields(self, axis: str) -> dict[str, h5py.Dataset]:
+        """The metadata datasets of an axis (``id`` excluded), shapes checked, nothing read."""
+        if axis not in self._fields:
+            group_name = ROW if axis == "row" else COL
+            group = self._node(group_name, h5py.Group)
+            n = self._n(axis)
+            fields = {}
+            for name, obj in group.items():
+                if name == "id" or not isinstance(obj, h5py.Dataset):
+                    continue
+                if obj.shape not in ((n,), (n, 1)):
+                    raise DataFormatError(self.path, f"{group_name}/{name}", f"a metadata field of shape {obj.shape}",
+                                          f"one value per {'gene' if axis == 'row' else 'sample'}: shape ({n},)")
+                fields[name] = obj
+            self._fields[axis] = fields
+        return self._fields[axis]
+
+    def _field_at(self, axis: str, name: str, ds: h5py.Dataset, positions: np.ndarray | None) -> np.ndarray:
+        key = (axis, name)
+        raw = None
+        if key not in self._raw_meta and positions is not None and axis == "col":  # gene metadata is cached whole
+            raw = self._read_1d_at(ds, ds.name, positions)
+        if raw is None:
+            if key not in self._raw_meta:
+                self._raw_meta[key] = _read_dataset(ds, self.path, ds.name).reshape(-1)
+            full = self._raw_meta[key]
+            raw = full if positions is None else full[positions]
+        return meta_column(raw)
+
+    def _meta(self, axis: str, positions: np.ndarray | None, ids: pd.Index | None = None) -> pd.DataFrame:
+        """Metadata of the items at ``positions`` (all when ``None``), indexed by ``ids``."""
+        if ids is None:
+            ids = self._ids_at(axis, positions)
+        data = {name: self._field_at(axis, name, ds, positions) for name, ds in self._meta_fields(axis).items()}
+        return pd.DataFrame(data, index=ids)
+
+    def row_meta(self) -> pd.DataFrame:
+        """Gene metadata, one row per gene, indexed by gene id (``id`` itself excluded)."""
+        return self._meta("row", None)
+
+    def col_meta(self) -> pd.DataFrame:
+        """Sample metadata, one row per sample, indexed by sample id (``id`` itself excluded)."""
+        return self._meta("col", None)
+
+    gene_meta = row_meta
+    sample_meta = col_meta
+
+    # ----------------------------------------------------------- selection
+    def _positions(self, selector: Selector, axis: str) -> np.ndarray | None:
+        """Positions asked by ``selector`` in its order; ``None`` for everything."""
+        if selector is None:
+            return None
+        n = self.shape[1] if axis == "row" else self.shape[0]
+        what = "gene" if axis == "row" else "sample"
+        if isinstance(selector, slice):
+            return np.arange(n)[selector]
+        if isinstance(selector, (str, bytes, int, np.integer)):
+            selector = [selector]
+        arr = np.asarray(selector)
+        if arr.size == 0:
+            return np.arange(0)
+        if arr.dtype.kind == "b":
+            if arr.shape != (n,):
+                raise DatasetError(f"{self.path.name}: a boolean {what} mask has {arr.size} values for {n} {what}s")
+            return np.flatnonzero(arr)
+        if arr.dtype.kind in "iu":
+            pos = arr.astype(np.int64)
+            bad = (pos < -n) | (pos >= n)
+            if bad.any():
+                raise DatasetError(f"{self.path.name}: {what} positions out of range 0..{n - 1}: "
+                                   f"{pos[bad][:5].tolist()} (pass ids as strings, positions as integers)")
+            pos = np.where(pos < 0, pos + n, pos)
+        else:
+            wanted = as_id_index(arr.ravel())
+            pos = self._id_index(axis).get_indexer(wanted)
+            if (pos < 0).any():
+                raise DatasetError(f"{self.path.name}: {int((pos < 0).sum())} of {len(wanted)} requested {what} ids "
+                                   f"are not in the file, e.g. {wanted[pos < 0][:5].tolist()}")
+        if np.unique(pos).size != pos.size:
+            dup = pd.Index(pos).duplicated()
+            raise DatasetError(f"{self.path.name}: {what}s asked more than once (positions {pos[dup][:5].tolist()})")
+        return pos
+
+    # ----------------------------------------------------------- values
+    def read(self, samples: Selector = None, genes: Selector = None, *,
+             dtype: np.dtype | type | None = None, meta: bool = True) -> ExpressionMatrix:
+        """Read the values of some samples and genes, in the order asked.
+
+        Parameters
+        ----------
+        samples, genes
+            What to read: ``None`` (all), a slice of positions, integer positions, a
+            boolean mask, or ids (strings; an integer id such as an Entrez id must be
+            given as text, since integers are positions).
+        dtype
+            Value type of the result (default: as stored).
+        meta
+            Whether to attach sample and gene metadata.
+
+        Returns
+        -------
+        ExpressionMatrix
+            Shape (len(samples), len(genes)), rows and columns in the order asked.
+
+        Raises
+        ------
+        DatasetError
+            If an id is not in the file, a position is out of range, or an item is
+            asked twice.
+        DataFormatError
+            If the stored data cannot be read (damaged file).
+        """
+        si = self._positions(samples, "col")
+        gi = self._positions(genes, "row")
+        out_dtype = np.dtype(dtype) if dtype is not None else self.dtype
+        values = self._read_values(si, gi, out_dtype)
+        return self._matrix(values, si, gi, meta)
+
+    def iter_sample_blocks(self, block_size: int = 10_000, genes: Selector = None, *,
+                           dtype: np.dtype | type | None = None, meta: bool = True) -> Iterator[ExpressionMatrix]:
+        """Yield consecutive blocks of samples (all samples, in file order).
+
+        Parameters
+        ----------
+        block_size
+            Samples per block (the last block may be smaller). Memory is
+            ``block_size x len(genes)`` values.
+        genes, dtype, meta
+            As in :meth:`read`.
+
+        Yields
+        ------
+        ExpressionMatrix
+            Blocks of shape (<= block_size, n_genes asked); concatenated along samples
+            they give ``read(genes=genes)``.
+        """
+        if block_size < 1:
+            raise ValueError(f"block_size must be a positive number of samples, got {block_size}")
+        gi = self._positions(genes, "row")
+        for start in range(0, self.shape[0], block_size):
+            si = np.arange(start, min(start + block_size, self.shape[0]))
+            out_dtype = np.dtype(dtype) if dtype is not None else self.dtype
+            yield self._matrix(self._read_values(si, gi, out_dtype), si, gi, meta)
+
+    def _matrix(self, values: np.ndarray, si: np.ndarray | None, gi: np.ndarray | None, meta: bool) -> ExpressionMatrix:
+        sample_ids = self._ids_at("col", si)
+        gene_ids = self._ids_at("row", gi)
+        smeta = self._meta("col", si, sample_ids) if meta else None
+        gmeta = self._meta("row", gi, gene_ids) if meta else None
+        prov = Provenance(str(self.path), "gctx")
+        return ExpressionMatrix(values, sample_ids, gene_ids, smeta, gmeta, prov)
+
+    def _read_values(self, si: np.ndarray | None, gi: np.ndarray | None, dtype: np.dtype) -> np.ndarray:
+        n_s, n_g = self.shape
+        rows = np.arange(n_s) if si is None else si
+        out = np.empty((rows.size, n_g if gi is None else gi.size), dtype=dtype)
+        if out.size == 0:
+            return out
+        try:
+            if gi is None and _is_range(rows):
+                self._ds.read_direct(out, source_sel=np.s_[rows[0] : rows[-1] + 1])
+            else:
+                self._gather(rows, gi, out)
+        except OSError as e:
+            raise DataFormatError(self.path, MATRIX, f"cannot read the stored values ({e})",
+                                  "an undamaged file (download it again?)") from None
+        return out
+
+    def _gather(self, rows: np.ndarray, gi: np.ndarray | None, out: np.ndarray) -> None:
+        """Fill ``out`` (rows asked x genes asked) reading sorted runs of samples."""
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        g0, g1 = (0, self.shape[1]) if gi is None else (int(gi.min()), int(gi.max()) + 1)
+        local_genes = None if gi is None else gi - g0
+        row_bytes = (g1 - g0) * self.dtype.itemsize
+        for sel, idx in plan_reads(sorted_rows, row_bytes, READ_BLOCK_BYTES):
+            if isinstance(sel, slice):
+                picked = self._ds[sel, g0:g1][sorted_rows[idx] - sel.start]
+            else:
+                picked = self._ds[sel, g0:g1]
+            out[order[idx]] = picked if local_genes is None else picked[:, local_genes]
+
+
+def _is_range(rows: np.ndarray) -> bool:
+    return rows.size > 0 and rows[-1] - rows[0] + 1 == rows.size and bool(np.all(np.diff(rows) == 1))
+
+
+def _open_hdf5(path: Path) -> h5py.File:
+    head_bytes(path, 8)  # a clear error for a missing or empty file
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if not head.startswith(HDF5_MAGIC):
+        if head.startswith(GZIP_MAGIC):
+            hint = "; it is gzip-compressed: decompress it first (gunzip)"
+        elif head.startswith(b"#1.") or head[:1].isalpha():
+            hint = "; it looks like a text file (a GCT?): read it with dgex_core.io.read"
+        else:
+            hint = ""
+        raise DataFormatError(path, "byte 1", f"not an HDF5 file{hint}", "a GCTX file (HDF5)")
+    try:
+        return h5py.File(path, "r")  # reads are planned chunk by chunk: the default chunk cache suffices
+    except OSError as e:
+        raise DataFormatError(path, "HDF5 header", f"cannot open as HDF5 ({e})",
+                              "a complete GCTX (HDF5) file") from None
+
+
+def _read_dataset(ds: h5py.Dataset, path: Path, node: str, sel=()) -> np.ndarray:
+    try:
+        return ds[sel]
+    except (OSError, TypeError) as e:
+        raise DataFormatError(path, node, f"cannot read ({e})", "a readable HDF5 dataset") from None
+
+
+def _check_raw_ids(raw: np.ndarray, path: Path, node: str) -> None:
+    if raw.dtype.kind not in "SOUiuf":
+        raise DataFormatError(path, node, f"ids of type {raw.dtype}", "strings or integers")
+    uniq, counts = np.unique(raw, return_counts=True)
+    if uniq.size != raw.size:
+        dup = as_id_index(uniq[counts > 1][:5]).tolist()
+        raise DataFormatError(path, node, f"duplicate ids, e.g. {dup}", "each id once")
+
+
+def read_gctx(path: str | os.PathLike, *, samples: Selector = None, genes: Selector = None,
+              rows: Selector = None, cols: Selector = None,
+              dtype: np.dtype | type | None = None) -> ExpressionMatrix:
+    """Read a GCTX file, or some of its samples and genes, as a samples x genes matrix.
+
+    Parameters
+    ----------
+    path
+        The ``.gctx`` file.
+    samples, genes
+        What to read (see :meth:`GCTXFile.read`); default everything.
+    rows, cols
+        GCT-vocabulary aliases: ``rows`` are genes, ``cols`` samples. Give either the
+        alias or the name, not both.
+    dtype
+        Value type of the result (default: as stored).
+
+    Returns
+    -------
+    ExpressionMatrix
+        Shape (n_samples asked, n_genes asked), with metadata.
+
+    Raises
+    ------
+    DataFormatError
+        If the file is not a readable GCTX (see :class:`GCTXFile`).
+    DatasetError
+        If a requested id is not in the file.
+    """
+    if rows is not None:
+        if genes is not None:
+            raise ValueError("give genes= or its alias rows=, not both")
+        genes = rows
+    if cols is not None:
+        if samples is not None:
+            raise ValueError("give samples= or its alias cols=, not both")
+        samples = cols
+    with GCTXFile(path) as f:
+        return f.read(samples, genes, dtype=dtype)
+
+
+# ============================================================== writing
+class GCTXWriter:
+    """Write a GCTX file block of samples by block of samples (streaming).
+
+    The matrix dataset grows along samples as blocks are appended; sample ids and
+    sample metadata are kept in memory (small next to the values) and written at
+    :meth:`close`, when the file is renamed to its final name. Until then the file
+    only exists under a hidden temporary name; if the ``with`` block raises, or
+    :meth:`discard` is called, nothing is left behind.
+
+    Parameters
+    ----------
+    path
+        The ``.gctx`` file to create (replaced if it exists).
+    gene_ids
+        The genes, in the column order of the matrix; every block must have them
+        (blocks with the same genes in another order are reordered by id).
+    gene_meta
+        Gene metadata indexed by gene id (optional).
+    dtype
+        Stored value type, float32 (default) or float64.
+    compression, compression_opts
+        HDF5 filter for the matrix and metadata; ``None`` for none. Default deflate 6.
+    chunks
+        Matrix chunk shape (samples, genes); ``None`` for the Broad's rule
+        (:func:`broad_chunks`), ``False`` for contiguous storage (only without
+        compression and with ``n_samples`` given).
+    n_samples
+        The total number of samples, when known: the dataset is then created at its
+        final size (not resizable) and :meth:`close` checks the count.
+
+    Examples
+    --------
+    >>> with GCTXWriter("pred.gctx", target_ids) as w:    # doctest: +SKIP
+    ...     for block in blocks:                           # ExpressionMatrix, samples x genes
+    ...         w.append(block)
+    """
+
+    def __init__(self, path: str | os.PathLike, gene_ids: Sequence | pd.Index,
+                 gene_meta: pd.DataFrame | None = None, dtype: np.dtype | type = np.float32, *,
+                 compression: str | None = "gzip", compression_opts: int | None = 6,
+                 chunks: tuple[int, int] | bool | None = None, n_samples: int | None = None) -> None:
+        self.path = Path(path)
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.gene_ids = as_id_index(gene_ids, "gene")
+        if not self.gene_ids.is_unique:
+            raise DatasetError(f"duplicate gene ids: {self.gene_ids[self.gene_ids.duplicated()][:5].tolist()}")
+        self._gene_meta = ExpressionMatrix._meta(gene_meta, self.gene_ids, "gene")
+        self._n_expected = n_samples
+        self._compression = (compression, compression_opts if compression else None)
+        self._sample_ids: list[pd.Index] = []
+        self._seen: set[str] = set()
+        self._sample_meta: list[pd.DataFrame] = []
+        self.n_samples = 0
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        self.closed = False
+        try:
+            self._h5 = h5py.File(tmp, "w")
+        except BaseException as e:
+            self.closed = True
+            self._atomic.__exit__(type(e), e, e.__traceback__)
+            raise
+        try:
+            self._ds = self._create_matrix(chunks)
+        except BaseException as e:
+            self._abort(type(e), e, e.__traceback__)
+            raise
+
+    def _create_matrix(self, chunks: tuple[int, int] | bool | None) -> h5py.Dataset:
+        n_g = len(self.gene_ids)
+        if n_g == 0:
+            raise DatasetError(f"{self.path.name}: no genes to write; a GCTX needs at least one gene")
+        n_s = self._n_expected
+        compression, opts = self._compression
+        if chunks is False:
+            if compression or n_s is None:
+                raise ValueError("contiguous storage (chunks=False) needs compression=None and n_samples")
+            return self._h5.create_dataset(MATRIX, shape=(n_s, n_g), dtype=self.dtype)
+        if chunks is None or chunks is True:
+            chunks = broad_chunks(n_s, n_g, self.dtype.itemsize)
+        chunks = (max(1, min(chunks[0], n_s or chunks[0])), max(1, min(chunks[1], n_g)))  # not beyond the data
+        shape = (0, n_g) if n_s is None else (n_s, n_g)
+        maxshape = (None, n_g) if n_s is None else None
+        if n_s == 0:  # HDF5 cannot chunk an empty fixed-size extent
+            chunks, compression, opts = None, None, None
+        return self._h5.create_dataset(MATRIX, shape=shape, maxshape=maxshape, dtype=self.dtype, chunks=chunks,
+                                       compression=compression, compression_opts=opts)
+
+    def __enter__(self) -> GCTXWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._abort(exc_type, exc, tb)
+
+    def append(self, block: ExpressionMatrix) -> None:
+        """Append a block of samples (samples x genes) after those already written.
+
+        Raises
+        ------
+        DatasetError
+            If the block lacks some of the writer's genes, has others, repeats a sample
+            id already written, or would exceed ``n_samples``.
+        """
+        self._check_open()
+        block = self._aligned(block)
+        ids = block.sample_ids
+        again = [s for s in ids if s in self._seen]
+        if again:
+            raise DatasetError(f"{self.path.name}: sample ids already written: {again[:5]}")
+        start, stop = self.n_samples, self.n_samples + block.n_samples
+        if self._n_expected is not None and stop > self._n_expected:
+            raise DatasetError(f"{self.path.name}: {stop} samples appended but n_samples={self._n_expected}")
+        if self._ds.maxshape[0] is None:
+            self._ds.resize((stop, self._ds.shape[1]))
+        if block.n_samples:
+            self._ds[start:stop] = np.asarray(block.values, dtype=self.dtype)
+        self._seen.update(ids)
+        self._sample_ids.append(ids)
+        self._sample_meta.append(block.sample_meta)
+        self.n_samples = stop
+
+    def _aligned(self, block: ExpressionMatrix) -> ExpressionMatrix:
+        if block.gene_ids.equals(self.gene_ids):
+            return block
+        missing = self.gene_ids.difference(block.gene_ids)
+        extra = block.gene_ids.difference(self.gene_ids)
+        if len(missing) or len(extra):
+            raise DatasetError(
+                f"{self.path.name}: the block's genes differ from the writer's: {len(missing)} missing "
+                f"(e.g. {missing[:5].tolist()}), {len(extra)} extra (e.g. {extra[:5].tolist()})"
+            )
+        return block.subset(genes=self.gene_ids)
+
+    def close(self) -> Path:
+        """Write ids and metadata, close, and move the file to its final name.
+
+        Returns
+        -------
+        pathlib.Path
+            The final path.
+        """
+        if self.closed:
+            return self.path
+        try:
+            if self._n_expected is not None and self.n_samples != self._n_expected:
+                raise DatasetError(f"{self.path.name}: {self.n_samples} samples written, n_samples={self._n_expected}")
+            self._finish()
+        except BaseException as e:
+            self._abort(type(e), e, e.__traceback__)
+            raise
+        self.closed = True
+        self._atomic.__exit__(None, None, None)
+        return self.path
+
+    def discard(self) -> None:
+        """Drop everything written; no file is left."""
+        if not self.closed:
+            err = RuntimeError("discarded")
+            self._abort(RuntimeError, err, None)
+
+    def _abort(self, exc_type, exc, tb) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._h5.close()
+        finally:
+            self._atomic.__exit__(exc_type, exc, tb)
+
+    def __del__(self) -> None:  # a writer dropped without close() leaves no temporary file
+        if not getattr(self, "closed", True):
+            with contextlib.suppress(Exception):
+                self.discard()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"{self.path.name}: the writer is closed")
+
+    def _finish(self) -> None:
+        h5 = self._h5
+        h5.attrs["version"] = np.bytes_(VERSION)
+        h5.attrs["src"] = self.path.name
+        sample_ids = _concat_index(self._sample_ids)
+        sample_meta = _concat_meta(self._sample_meta, sample_ids)
+        self._write_meta(ROW, self.gene_ids, self._gene_meta)
+        self._write_meta(COL, sample_ids, sample_meta)
+        h5.close()
+
+    def _write_meta(self, group_name: str, ids: pd.Index, meta: pd.DataFrame) -> None:
+        group = self._h5.create_group(group_name, track_order=True)  # fields read back in this order
+        self._dataset(group, "id", encode_strings(ids, "id"))
+        for name in meta.columns:
+            key = str(name)
+            if key == "id":
+                if [str(v) for v in meta[name]] == list(ids):
+                    continue  # a copy of the ids (CMap GCT 1.3 plates have one): the ids are already there
+                raise DatasetError("a metadata field named 'id' differs from the ids; rename it before writing GCTX")
+            if "/" in key or key == ".":
+                raise DatasetError(f"metadata field name {key!r} cannot be an HDF5 dataset name (no '/'); rename it")
+            self._dataset(group, key, meta_array(meta[name], key))
+
+    def _dataset(self, group: h5py.Group, name: str, data: np.ndarray) -> None:
+        compression, opts = self._compression
+        if data.size == 0:
+            compression, opts = None, None
+        group.create_dataset(name, data=data, compression=compression, compression_opts=opts)
+
+
+def _concat_index(parts: list[pd.Index]) -> pd.Index:
+    if not parts:
+        return pd.Index([], dtype=object, name="sample")
+    return pd.Index(np.concatenate([p.to_numpy(dtype=object) for p in parts]), dtype=object, name="sample")
+
+
+def _concat_meta(parts: list[pd.DataFrame], ids: pd.Index) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(index=ids)
+    meta = pd.concat(parts, axis=0, sort=False)
+    meta.index = ids
+    return meta
+
+
+def write_gctx(matrix: ExpressionMatrix, path: str | os.PathLike, *, compression: str | None = "gzip",
+               compression_opts: int | None = 6, chunks: tuple[int, int] | bool | None = None,
+               dtype: np.dtype | type | None = None) -> Path:
+    """Write a samples x genes matrix as a GCTX file in the Broad layout, atomically.
+
+    Parameters
+    ----------
+    matrix
+        Values (n_samples, n_genes) with ids and metadata (stored under
+        ``/0/META/COL`` for samples and ``/0/META/ROW`` for genes).
+    path
+        The file to create (replaced if it exists).
+    compression, compression_opts
+        HDF5 filter; default deflate level 6 as the Broad; ``None`` for none.
+    chunks
+        Matrix chunk shape (samples, genes); ``None`` for the Broad's rule
+        (:func:`broad_chunks`); ``False`` for contiguous storage (with
+        ``compression=None``).
+    dtype
+        Stored value type (default: the matrix's, float32 or float64).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    DatasetError
+        If a metadata field name cannot be an HDF5 name, or a field named ``id``
+        differs from the ids.
+    """
+    with GCTXWriter(path, matrix.gene_ids, matrix.gene_meta, dtype or matrix.values.dtype,
+                    compression=compression, compression_opts=compression_opts, chunks=chunks,
+                    n_samples=matrix.n_samples) as w:
+        w.append(matrix)
+    return Path(path)
