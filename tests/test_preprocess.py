@@ -190,3 +190,12 @@ def test_collapse_real_gpl96_to_dgex_genes(gpl96_bladder, real_dir):
     its = targets.gene_meta.loc[multi, "probes"].split(",")
     np.testing.assert_allclose(targets.subset(genes=[multi]).values[:, 0],
                                probes.subset(genes=its).values.mean(axis=1), rtol=1e-5)
+
+
+def test_streaming_fit_over_blocks_equals_one_shot():
+    X = rng.lognormal(2, 1, size=(500, 20))
+    one = Pipeline([Log2Transform(), QuantileNormalizer(), Standardizer()]).fit(X)
+    blocks = Pipeline([Log2Transform(), QuantileNormalizer(), Standardizer()]).fit_blocks(
+        lambda: (X[s:s + 64] for s in range(0, 500, 64)))
+    new = rng.lognormal(2, 1, size=(7, 20))
+    np.testing.assert_allclose(blocks.transform(new), one.transform(new), rtol=1e-9, atol=1e-12)
