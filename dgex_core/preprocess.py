@@ -204,13 +204,24 @@ class QuantileNormalizer(_Step):
             out[i] = self._map_row(np.asarray(row, dtype=np.float64))
         return out
 
+    def map_rows(self, X: np.ndarray) -> np.ndarray:
+        """Like :meth:`transform`, for samples over *any* set of genes: each sample is mapped
+        onto the reference resampled to its number of non-missing values (used to bring an
+        external dataset with fewer genes to the training distribution)."""
+        self._check_fitted()
+        X = np.asarray(X)
+        out = np.empty(X.shape, dtype=X.dtype if X.dtype.kind == "f" else np.float64)
+        for i, row in enumerate(X):
+            out[i] = self._map_row(np.asarray(row, dtype=np.float64))
+        return out
+
     def _map_row(self, row: np.ndarray) -> np.ndarray:
         ok = ~np.isnan(row)
         n = int(ok.sum())
         out = np.full(row.shape, np.nan)
         if n == 0:
             return out
-        ref = self.reference_ if n == self.n_genes_ else _resample_sorted(self.reference_, n)
+        ref = self.reference_ if n == self.reference_.shape[0] else _resample_sorted(self.reference_, n)
         vals = row[ok]
         order = np.argsort(vals, kind="stable")
         sorted_vals = vals[order]

@@ -8,6 +8,7 @@ A run folder holds::
     preprocess.npz       fitted preprocessing (npz, no pickle)            } see
     weights.safetensors  weights / training profiles (safetensors)        } models.base
     trust.json, trust.npz  the out-of-distribution check (optional)
+    reference.npz        the training samples' expression distribution (for quantile-normalizing external data)
     metrics.json         summaries (validation, test, noise floor, comparisons)
     per_gene.parquet     per-gene metrics on the test set, with the well-inferred flag
     per_sample.parquet   per-sample errors on the test set
@@ -83,6 +84,7 @@ class Run:
     trust: DistributionCheck | None = None
     predictions: pd.DataFrame | None = None
     path: Path | None = None
+    reference: np.ndarray | None = None  # sorted training distribution over all genes (quantile normalization)
 
     @property
     def family(self) -> str:
@@ -124,6 +126,8 @@ def save_run(run: Run, root: str | os.PathLike | None = None, *, overwrite: bool
             run.per_sample.to_parquet(tmp / "per_sample.parquet")
         if run.predictions is not None:
             run.predictions.to_parquet(tmp / "predictions.parquet")
+        if run.reference is not None:
+            np.savez(tmp / "reference.npz", quantiles=np.asarray(run.reference, np.float64))
         if run.trust is not None:
             params, arrays = run.trust.get_state()
             _write_json(tmp / "trust.json", params)
@@ -184,7 +188,11 @@ def load_run(folder: str | os.PathLike, *, verify: bool = True) -> Run:
     if (folder / "trust.json").exists():
         with np.load(folder / "trust.npz", allow_pickle=False) as z:
             trust = DistributionCheck.from_state(json.loads((folder / "trust.json").read_text()), dict(z))
-    return Run(folder.name, model, config, metrics, per_gene, per_sample, trust, preds, folder)
+    reference = None
+    if (folder / "reference.npz").exists():
+        with np.load(folder / "reference.npz", allow_pickle=False) as z:
+            reference = z["quantiles"]
+    return Run(folder.name, model, config, metrics, per_gene, per_sample, trust, preds, folder, reference)
 
 
 def list_runs(root: str | os.PathLike | None = None) -> pd.DataFrame:

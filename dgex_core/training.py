@@ -26,12 +26,14 @@ import pandas as pd
 
 from . import __version__
 from .dataset import Dataset, Split
-from .evaluate import evaluate_model
+from .errors import ModelError
+from .evaluate import Evaluation, evaluate_model
 from .models.base import Model, Progress
+from .preprocess import QuantileNormalizer
 from .store import Run
 from .trust import DistributionCheck
 
-__all__ = ["WELL_INFERRED_R", "predict_with_run", "train_run"]
+__all__ = ["WELL_INFERRED_R", "evaluate_external", "predict_with_run", "quantile_to_reference", "train_run"]
 
 #: Default Pearson r on validation above which a target counts as well inferred.
 WELL_INFERRED_R = 0.5
@@ -114,6 +116,10 @@ def train_run(
             if c not in per_sample:
                 per_sample[c] = meta[c].reindex(per_sample.index).to_numpy()
 
+    reference = QuantileNormalizer()
+    for s in range(0, split.train.n_samples, 8192):
+        reference.partial_fit(np.hstack([split.train.landmarks[s:s + 8192], split.train.targets[s:s + 8192]]))
+
     import torch
 
     config = {
@@ -139,7 +145,7 @@ def train_run(
         "versions": {"dgex": __version__, "numpy": np.__version__, "pandas": pd.__version__,
                      "torch": torch.__version__, "python": platform.python_version()},
     }
-    return Run(name, model, config, metrics, per_gene, per_sample, trust, preds)
+    return Run(name, model, config, metrics, per_gene, per_sample, trust, preds, reference=reference.reference_)
 
 
 def predict_with_run(run: Run, data: Dataset) -> tuple[pd.DataFrame, pd.Series]:
@@ -159,3 +165,43 @@ def predict_with_run(run: Run, data: Dataset) -> tuple[pd.DataFrame, pd.Series]:
     pos = data.landmark_ids.get_indexer(run.model.landmark_ids_)
     z = run.model.standardize_landmarks(data.landmarks[:, pos])
     return preds, pd.Series(run.trust.score(z), index=data.sample_ids, name="ood_score")
+
+
+def quantile_to_reference(data: Dataset, reference: np.ndarray) -> Dataset:
+    """Quantile-normalize each sample (landmarks and targets together) onto a training distribution.
+
+    This is how D-GEX carried its GEO microarray model to GTEx and 1000 Genomes RNA-seq:
+    every external sample is given the training compendium's distribution of values,
+    keeping its own ranks. ``reference`` is the sorted training distribution stored
+    with a run; when the sample has fewer genes it is resampled to their number.
+    """
+    qn = QuantileNormalizer.from_state({}, {"reference": np.asarray(reference, np.float64)})
+    out = qn.map_rows(np.hstack([data.landmarks, data.targets]).astype(np.float64))
+    out = out.astype(data.landmarks.dtype, copy=False)
+    k = data.n_landmarks
+    return Dataset(out[:, :k], out[:, k:], data.landmark_ids, data.target_ids, data.sample_ids, data.sample_meta,
+                   data.landmark_meta, data.target_meta,
+                   data.provenance.with_transform("quantile-normalized to the training distribution"), data.coverage)
+
+
+def evaluate_external(run: Run, data: Dataset, *, quantile: bool = False) -> Evaluation:
+    """Score a run on an external dataset (another platform, another study).
+
+    ``data`` is aligned to the run's genes by id (missing landmarks are an error;
+    targets it lacks are skipped). With ``quantile``, its samples are first
+    quantile-normalized to the run's training distribution.
+    """
+    from .evaluate import evaluate_model
+
+    ref = Dataset(np.empty((0, len(run.model.landmark_ids_))), np.empty((0, len(run.model.target_ids_))),
+                  run.model.landmark_ids_, run.model.target_ids_, [])
+    aligned = data.align_like(ref)
+    if not aligned.has_targets:
+        raise ModelError("the external dataset measures none of the run's targets: nothing to score")
+    if quantile:
+        if run.reference is None:
+            raise ModelError(f"run {run.name} has no stored training distribution; retrain it to use quantile normalization")
+        aligned = quantile_to_reference(aligned, run.reference)
+    ev = evaluate_model(run.model, aligned)
+    ev.summary["quantile_normalized"] = quantile
+    return ev

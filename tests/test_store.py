@@ -116,3 +116,20 @@ def test_ood_score_flags_shifted_profiles():
     outside = run.trust.score(z + 4.0)
     assert np.mean(inside > 1) < 0.05
     assert np.all(outside > 1)
+
+
+def test_external_evaluation_with_quantile_normalization(dataset):
+    """A platform shift (another scale) is undone by quantile normalization to the training distribution."""
+    from dgex_core.dataset import Dataset
+    from dgex_core.training import evaluate_external
+
+    run = train_run(dataset, LinearModel(), "ext")
+    sp = dataset.split()
+    shifted = Dataset(np.exp2(sp.test.landmarks / 4), np.exp2(sp.test.targets / 4), sp.test.landmark_ids,
+                      sp.test.target_ids, sp.test.sample_ids)
+    raw = evaluate_external(run, shifted)
+    fixed = evaluate_external(run, shifted, quantile=True)
+    same = evaluate_external(run, sp.test)
+    assert fixed.summary["mean_mae"] < 0.5 * raw.summary["mean_mae"]
+    assert fixed.summary["mean_mae"] < 2 * same.summary["mean_mae"]
+    assert fixed.summary["quantile_normalized"] is True
