@@ -1,29 +1,146 @@
-"""The ``dgex`` command line.
+"""The ``dgex`` command line: everything the dashboard does, scriptable.
 
-Each command prints a one-line reason and exits non-zero on failure; ``--debug``
-shows the traceback instead.
+Each command prints a one-line reason and exits with status 1 on failure (2 for a
+usage error); ``--debug`` shows the traceback instead. Long work shows a progress bar
+on standard error.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .errors import DgexError
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+# ------------------------------------------------------------------------- helpers
+class _Bar:
+    """A tqdm bar driven by dgex's ``progress(step, total, metrics)`` callbacks."""
+
+    def __init__(self, desc: str, unit: str = "it") -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.bar = None
+        self.desc, self.unit = desc, unit
+
+    def __call__(self, step: int, total, metrics: dict):
+        if self.bar is None or (total is not None and self.bar.total != total):
+            if self.bar is not None:
+                self.bar.close()
+            self.bar = self._tqdm(total=total, desc=self.desc, unit=self.unit, file=sys.stderr, leave=False,
+                                  dynamic_ncols=True, disable=None)
+        self.bar.n = step
+        post = {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in metrics.items()
+                if k in ("val_mae", "best_val_mae", "train_loss", "stage", "epoch", "group", "k", "alpha")}
+        if post:
+            self.bar.set_postfix(post, refresh=False)
+        self.bar.refresh()
+        return None
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _load_dataset(data: str, landmarks: str | None, allow_missing: bool, sample_sheet: str | None = None):
+    """``demo`` or a file plus a landmark list -> Dataset."""
+    from .dataset import Dataset
+
+    if data == "demo" or data.startswith("demo:"):
+        from .demo import DemoConfig, load_demo
+
+        cfg = DemoConfig()
+        if data != "demo":
+            try:
+                n, t = (int(v) for v in data.split(":", 1)[1].lower().split("x"))
+            except ValueError:
+                raise DgexError(f"--data {data}: write demo or demo:SAMPLESxTARGETS, e.g. demo:2000x500") from None
+            cfg = DemoConfig(n_samples=n, n_targets=t)
+        return load_demo(cfg).dataset(), data
+    if not landmarks:
+        raise DgexError("--landmarks is required with --data FILE (a LINCS gene-info file, an L1000 GCT/GCTX, "
+                        "or one id per line)")
+    from .io import read
+    from .landmarks import read_landmarks
+
+    m = read(data)
+    if sample_sheet:
+        from .io.sheets import read_sample_sheet
+        from .matrix import ExpressionMatrix
+
+        sheet = read_sample_sheet(sample_sheet)
+        m = ExpressionMatrix(m.values, m.sample_ids, m.gene_ids, sheet.reindex(m.sample_ids), m.gene_meta,
+                             m.provenance)
+    ds = Dataset.from_matrix(m, read_landmarks(landmarks), allow_missing=allow_missing)
+    if ds.coverage is not None:
+        print(ds.coverage.summary(), file=sys.stderr)
+    return ds, Path(data).name
+
+
+def _model_from_args(args):
+    from .models.knn import KNNModel
+    from .models.linear import LinearModel
+    from .models.mlp import MLPModel
+
+    settings = {}
+    if args.config:
+        text = Path(args.config).read_text()
+        try:
+            settings = json.loads(text)
+        except json.JSONDecodeError:
+            import tomllib
+
+            try:
+                settings = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as e:
+                raise DgexError(f"{args.config}: neither JSON nor TOML ({e})") from None
+        settings = settings.get(args.model, settings)
+    if args.input_transform:
+        settings["input_transform"] = args.input_transform
+    try:
+        if args.model == "linear":
+            settings.setdefault("alphas", "auto")
+            return LinearModel(**settings)
+        if args.model == "knn":
+            settings.setdefault("k_grid", "auto")
+            return KNNModel(**settings)
+        if args.checkpoint_dir:
+            settings["checkpoint_dir"] = args.checkpoint_dir
+        return MLPModel(**settings)
+    except TypeError as e:
+        raise DgexError(f"bad model setting in {args.config or 'the command line'}: {e}") from None
+
+
+def _fmt(x, nd=4):
+    return "-" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
+
+
+def _print_summary(name: str, s: dict, label: str) -> None:
+    line = (f"{label}: mean per-gene MAE {_fmt(s.get('mean_mae'))} (sd {_fmt(s.get('sd_mae'))}) "
+            f"[{s.get('metric')}], mean Pearson r {_fmt(s.get('mean_pearson'), 3)}, {s.get('n_genes')} genes")
+    if "mean_floor" in s:
+        line += f"; noise floor {_fmt(s['mean_floor'])} (x{_fmt(s['ratio_to_floor'], 3)})"
+    print(line)
+    for g, gs in (s.get("groups") or {}).items():
+        extra = f", floor {_fmt(gs.get('mean_floor'))} (x{_fmt(gs.get('ratio_to_floor'), 3)})" if "mean_floor" in gs else ""
+        print(f"  {g:>8}: {gs['n_genes']} genes, MAE {_fmt(gs['mean_mae'])}{extra}")
+
+
+# ------------------------------------------------------------------------ commands
+def _cmd_demo(args) -> int:
     from .demo import DemoConfig, load_demo
 
-    cfg = DemoConfig(n_samples=args.samples, n_targets=args.targets, seed=args.seed)
-    data = load_demo(cfg)
+    data = load_demo(DemoConfig(n_samples=args.samples, n_targets=args.targets, seed=args.seed))
     print(data.describe())
     return 0
 
 
-def _cmd_inspect(args: argparse.Namespace) -> int:
+def _cmd_inspect(args) -> int:
     import numpy as np
 
     from .io import read, sniff
@@ -48,11 +165,145 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from .store import save_run
+    from .training import evaluate_external, train_run
+
+    ds, dname = _load_dataset(args.data, args.landmarks, args.allow_missing_landmarks, args.sample_sheet)
+    model = _model_from_args(args)
+    name = args.name or f"{Path(dname).name.split('.')[0]}-{args.model}"
+    bar = _Bar(f"train {args.model}", "epoch" if args.model == "mlp" else "step")
+    try:
+        run = train_run(ds, model, name, val=args.val, test=args.test, seed=args.seed, group_by=args.group_by,
+                        progress=bar, dataset_name=dname, keep_predictions=args.keep_predictions)
+    finally:
+        bar.close()
+    if args.external:
+        ext, ename = _load_dataset(args.external, args.landmarks or None, args.allow_missing_landmarks)
+        ev = evaluate_external(run, ext, quantile=args.quantile)
+        run.metrics["external"] = {"dataset": ename, **ev.summary}
+    path = save_run(run, args.runs_dir, overwrite=args.overwrite)
+    print(f"run {name} ({run.family}) saved to {path}: {run.config['split']['n_train']} train, "
+          f"{run.config['split']['n_val']} validation, {run.config['split']['n_test']} test samples; "
+          f"{len(run.model.landmark_ids_)} landmarks -> {len(run.model.target_ids_)} targets; "
+          f"fit {run.metrics['fit_seconds']:.1f} s")
+    if "test" in run.metrics:
+        _print_summary(name, run.metrics["test"], "test")
+    if "n_well_inferred" in run.metrics:
+        print(f"well inferred (validation r >= {run.config['well_inferred_r']}): "
+              f"{run.metrics['n_well_inferred']} of {len(run.model.target_ids_)} targets")
+    if "external" in run.metrics:
+        _print_summary(name, run.metrics["external"], f"external ({run.metrics['external']['dataset']})")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .store import load_run
+    from .training import evaluate_external
+
+    run = load_run(Path(args.runs_dir) / args.run if not Path(args.run).is_dir() else args.run)
+    if not args.data:
+        if "test" not in run.metrics:
+            raise DgexError(f"run {run.name} has no test-set metrics; give --data to score it on a dataset")
+        _print_summary(run.name, run.metrics["test"], "test")
+        return 0
+    from .dataset import Dataset
+    from .io import read
+
+    m = read(args.data)
+    ds = Dataset.from_matrix(m, list(run.model.landmark_ids_), allow_missing=False)
+    ev = evaluate_external(run, ds, quantile=args.quantile)
+    _print_summary(run.name, ev.summary, f"{Path(args.data).name}{' (quantile-normalized)' if args.quantile else ''}")
+    if args.per_gene:
+        ev.per_gene.to_csv(args.per_gene, sep="\t" if args.per_gene.endswith(".tsv") else ",")
+        print(f"per-gene metrics written to {args.per_gene}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from .predict import predict_file
+    from .store import load_run
+
+    run = load_run(Path(args.runs_dir) / args.run if not Path(args.run).is_dir() else args.run)
+    bar = _Bar("predict", "samples")
+    try:
+        s = predict_file(run, args.input, args.output, format=args.format, block_size=args.block_size, progress=bar)
+    finally:
+        bar.close()
+    print(f"{s['samples']} samples: {s['landmarks']} measured + {s['targets']} inferred genes written to "
+          f"{s['output']}; {s['ood_flagged']} samples flagged out of distribution")
+    return 0
+
+
+def _cmd_runs(args) -> int:
+    from .store import list_runs
+
+    df = list_runs(args.runs_dir)
+    if df.empty:
+        print(f"no runs in {args.runs_dir}")
+        return 0
+    with __import__("pandas").option_context("display.width", 200, "display.max_columns", 20):
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from .evaluate import compare
+    from .store import load_run
+
+    runs = [load_run(Path(args.runs_dir) / r if not Path(r).is_dir() else r) for r in (args.run_a, args.run_b)]
+    a, b = runs
+    if a.per_gene is None or b.per_gene is None:
+        raise DgexError("both runs need per-gene test metrics")
+    c = compare(a.per_gene, b.per_gene)
+    print(f"{b.name} vs {a.name} on {c['n_genes']} common genes [{c['metric']}]: mean {_fmt(c['mean_other'])} vs "
+          f"{_fmt(c['mean_baseline'])}; relative improvement {100 * c['relative_improvement']:.2f}%; "
+          f"{b.name} better on {100 * c['share_genes_improved']:.2f}% of genes")
+    if args.per_gene:
+        import pandas as pd
+
+        both = pd.DataFrame({a.name: a.per_gene[c["metric"]], b.name: b.per_gene[c["metric"]]}).dropna()
+        both.to_csv(args.per_gene, sep="\t" if args.per_gene.endswith(".tsv") else ",")
+        print(f"per-gene comparison written to {args.per_gene}")
+    return 0
+
+
+def _cmd_fetch(args) -> int:
+    from . import fetch
+
+    if args.list or not args.name:
+        for src in fetch.list_sources():
+            print(f"{src.name:<18} {src.size_hint or '':>10}  {src.description}")
+        print(f"{'geo:GSEnnnnn':<18} {'':>10}  any GEO series by accession (series matrix, every platform)")
+        return 0
+    state = {"file": None, "bar": None}
+
+    def progress(done, total, info):
+        if info.get("file") != state["file"]:
+            if state["bar"] is not None:
+                state["bar"].close()
+            state["file"] = info.get("file")
+            state["bar"] = _Bar(f"{info.get('file')}{' (cached)' if info.get('cached') else ''}", "B")
+        state["bar"](done, total, {})
+
+    try:
+        paths = fetch.fetch(args.name, args.cache_dir, progress=progress, mirror=args.mirror, force=args.force)
+    finally:
+        if state["bar"] is not None:
+            state["bar"].close()
+    for p in paths:
+        print(p)
+    return 0
+
+
+# -------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dgex", description="Infer the whole transcriptome from landmark genes.")
     p.add_argument("--version", action="version", version=f"dgex {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True)
+    runs_dir = argparse.ArgumentParser(add_help=False)
+    runs_dir.add_argument("--runs-dir", default=None, help="folder of runs (default $DGEX_RUNS_DIR or ./runs)")
 
     d = sub.add_parser("demo", help="build (or load from cache) the built-in synthetic demo and describe it")
     d.add_argument("--samples", type=int, default=10_000, help="number of samples (default 10,000)")
@@ -60,22 +311,82 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.set_defaults(func=_cmd_demo)
 
-    i = sub.add_parser("inspect", help="read an expression file and report its shape, metadata and landmark coverage")
+    i = sub.add_parser("inspect", help="read an expression file: shape, metadata, landmark coverage")
     i.add_argument("path", help="GCT, GCTX, GEO series matrix / SOFT, CSV/TSV/Parquet, h5ad or ARCHS4 file")
     i.add_argument("--landmarks", help="landmark list (LINCS gene info, L1000 GCT/GCTX, one id per line)")
     i.add_argument("--max-missing", type=int, default=20, help="missing landmarks to list (default 20)")
     i.set_defaults(func=_cmd_inspect)
+
+    t = sub.add_parser("train", parents=[runs_dir], help="train a model and write a run folder")
+    t.add_argument("--data", required=True,
+                   help="expression file, or 'demo' for the built-in demo ('demo:2000x500' for a smaller one)")
+    t.add_argument("--landmarks", help="landmark list (required with a file)")
+    t.add_argument("--model", choices=["linear", "knn", "mlp"], default="linear", help="model family (default linear)")
+    t.add_argument("--config", help="JSON or TOML file of model settings (optionally under a [linear]/[knn]/[mlp] key)")
+    t.add_argument("--input-transform", choices=["none", "log2", "quantile", "log2+quantile"],
+                   help="landmark preprocessing before standardization (default none)")
+    t.add_argument("--name", help="run name (default: <data>-<model>)")
+    t.add_argument("--val", type=float, default=0.1, help="validation fraction (default 0.1)")
+    t.add_argument("--test", type=float, default=0.1, help="test fraction (default 0.1)")
+    t.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    t.add_argument("--group-by", help="sample-metadata column whose groups stay on one side of the split")
+    t.add_argument("--sample-sheet", help="CSV/TSV of sample annotations (first column = sample id)")
+    t.add_argument("--external", help="also score the run on this external dataset")
+    t.add_argument("--quantile", action="store_true",
+                   help="quantile-normalize the external dataset to the training distribution")
+    t.add_argument("--allow-missing-landmarks", action="store_true", help="proceed with the landmarks present")
+    t.add_argument("--checkpoint-dir", help="(mlp) write a checkpoint each epoch here; rerun to resume")
+    t.add_argument("--keep-predictions", action="store_true", help="store the test-set predictions in the run")
+    t.add_argument("--overwrite", action="store_true", help="replace a run of the same name")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("evaluate", parents=[runs_dir], help="score a run on its test split or an external dataset")
+    e.add_argument("run", help="run name (in --runs-dir) or run folder")
+    e.add_argument("--data", help="external expression file with measured targets")
+    e.add_argument("--quantile", action="store_true", help="quantile-normalize it to the training distribution")
+    e.add_argument("--per-gene", help="write per-gene metrics to this CSV/TSV")
+    e.set_defaults(func=_cmd_evaluate)
+
+    pr = sub.add_parser("predict", parents=[runs_dir], help="apply a run to landmark-only profiles")
+    pr.add_argument("run", help="run name (in --runs-dir) or run folder")
+    pr.add_argument("input", help="landmark profiles (L1000 GCT/GCTX, a table...)")
+    pr.add_argument("-o", "--output", required=True, help="output file: .gctx, .gct, .parquet, .csv or .tsv")
+    pr.add_argument("--format", choices=["gctx", "gct", "parquet", "csv", "tsv"], help="override the suffix")
+    pr.add_argument("--block-size", type=int, default=10_000, help="samples per block (default 10,000)")
+    pr.set_defaults(func=_cmd_predict)
+
+    r = sub.add_parser("runs", parents=[runs_dir], help="list runs with their summaries")
+    r.set_defaults(func=_cmd_runs)
+
+    c = sub.add_parser("compare", parents=[runs_dir], help="per-gene comparison of two runs")
+    c.add_argument("run_a", help="baseline run")
+    c.add_argument("run_b", help="run compared with it")
+    c.add_argument("--per-gene", help="write both runs' per-gene errors to this CSV/TSV")
+    c.set_defaults(func=_cmd_compare)
+
+    f = sub.add_parser("fetch", help="download public data into the cache (see --list)")
+    f.add_argument("name", nargs="?", help="a source name from --list, or geo:GSEnnnnn")
+    f.add_argument("--list", action="store_true", help="list the known sources")
+    f.add_argument("--cache-dir", help="cache folder (default $DGEX_CACHE_DIR or data/fetch)")
+    f.add_argument("--force", action="store_true", help="download again even when complete in the cache")
+    f.add_argument("--mirror", help="fetch https://HOST/PATH from MIRROR/HOST/PATH instead ($DGEX_FETCH_MIRROR)")
+    f.set_defaults(func=_cmd_fetch)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "runs_dir", "x") is None:
+        from .store import default_runs_dir
+
+        args.runs_dir = str(default_runs_dir())
     try:
         return args.func(args)
-    except (DgexError, OSError) as e:
+    except (DgexError, OSError, ValueError) as e:
         if args.debug:
             raise
-        print(f"dgex {args.command}: error: {e}", file=sys.stderr)
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"dgex {args.command}: error: {msg}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"dgex {args.command}: interrupted", file=sys.stderr)

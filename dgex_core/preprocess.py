@@ -281,21 +281,30 @@ class Standardizer(_Step):
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[0] == 0:
             raise DatasetError(f"Standardizer.fit needs a non-empty samples x genes array, got {X.shape}")
-        X = X.astype(np.float64, copy=False)
-        ok = ~np.isnan(X)
+        has_nan = X.dtype.kind == "f" and bool(np.isnan(np.add.reduce(X, axis=None)))
+        # float32 data stay float32 (their own precision) with float64 accumulators;
+        # anything else is computed in float64
+        if X.dtype != np.float32 or has_nan:
+            X = X.astype(np.float64, copy=False)
+        ok = ~np.isnan(X) if has_nan else None
         if not hasattr(self, "_shift"):
             with np.errstate(all="ignore"):
-                shift = np.nanmean(X, axis=0) if not ok.all() else X.mean(axis=0)
+                shift = np.nanmean(X, axis=0) if has_nan else X.mean(axis=0)
             self._shift = np.where(np.isnan(shift), 0.0, shift)
             self._n = np.zeros(X.shape[1])
             self._s = np.zeros(X.shape[1])
             self._ss = np.zeros(X.shape[1])
         elif X.shape[1] != self._shift.shape[0]:
             raise DatasetError(f"blocks disagree on the number of genes ({self._shift.shape[0]} then {X.shape[1]})")
-        Xc = np.where(ok, X - self._shift, 0.0)
-        self._n += ok.sum(axis=0)
-        self._s += Xc.sum(axis=0)
-        self._ss += (Xc * Xc).sum(axis=0)
+        Xc = X - self._shift.astype(X.dtype)
+        if has_nan:
+            Xc[~ok] = 0.0
+            self._n += ok.sum(axis=0)
+        else:
+            self._n += X.shape[0]
+        self._s += Xc.sum(axis=0, dtype=np.float64)
+        Xc *= Xc
+        self._ss += Xc.sum(axis=0, dtype=np.float64)
         n = np.maximum(self._n, 1)
         m = self._s / n
         sd = np.sqrt(np.maximum(self._ss / n - m * m, 0.0))
@@ -311,7 +320,9 @@ class Standardizer(_Step):
         self._check_fitted()
         X = self._check_genes(X)
         dt = X.dtype if X.dtype.kind == "f" else np.float64
-        return ((X - self.mean_) / self.scale_).astype(dt, copy=False)
+        out = X - self.mean_.astype(dt)  # in the data's own precision (float32 stays float32)
+        out /= self.scale_.astype(dt)
+        return out
 
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
         self._check_fitted()

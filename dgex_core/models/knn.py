@@ -36,7 +36,7 @@ def nearest_neighbours(
     X: np.ndarray,
     k: int,
     query_block: int = 1024,
-    train_block: int = 8192,
+    train_block: int = 32768,
 ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
     """The ``k`` nearest rows of ``X`` for each row of ``Q`` (squared Euclidean), by blocks.
 
@@ -48,22 +48,28 @@ def nearest_neighbours(
     x_sq = np.einsum("ij,ij->i", X, X)
     for qs in range(0, Q.shape[0], query_block):
         q = Q[qs:qs + query_block]
-        q_sq = np.einsum("ij,ij->i", q, q)
-        best_d = np.full((q.shape[0], 0), np.inf, dtype=X.dtype)
-        best_i = np.empty((q.shape[0], 0), dtype=np.int64)
+        best_d = best_i = None
         for ts in range(0, X.shape[0], train_block):
             xb = X[ts:ts + train_block]
-            d = q_sq[:, None] - 2 * (q @ xb.T) + x_sq[None, ts:ts + train_block]
-            cand_d = np.concatenate([best_d, d], axis=1)
-            cand_i = np.concatenate([best_i, np.broadcast_to(np.arange(ts, ts + xb.shape[0]), d.shape)], axis=1)
+            # |x|^2 - 2 q.x ranks neighbours like the full distance (|q|^2 is added at the end)
+            d = q @ xb.T
+            d *= -2
+            d += x_sq[None, ts:ts + train_block]
+            idx = np.arange(ts, ts + xb.shape[0])
+            if best_d is None:
+                cand_d, cand_i = d, np.broadcast_to(idx, d.shape)
+            else:
+                cand_d = np.concatenate([best_d, d], axis=1)
+                cand_i = np.concatenate([best_i, np.broadcast_to(idx, d.shape)], axis=1)
             if cand_d.shape[1] > k:
                 part = np.argpartition(cand_d, k - 1, axis=1)[:, :k]
                 cand_d = np.take_along_axis(cand_d, part, axis=1)
                 cand_i = np.take_along_axis(cand_i, part, axis=1)
-            best_d, best_i = cand_d, cand_i
+            best_d, best_i = cand_d, np.ascontiguousarray(cand_i)
         order = np.lexsort((best_i, best_d), axis=1)
-        yield (slice(qs, qs + q.shape[0]), np.take_along_axis(best_i, order, axis=1),
-               np.maximum(np.take_along_axis(best_d, order, axis=1), 0))
+        q_sq = np.einsum("ij,ij->i", q, q)
+        dist = np.take_along_axis(best_d, order, axis=1) + q_sq[:, None]
+        yield slice(qs, qs + q.shape[0]), np.take_along_axis(best_i, order, axis=1), np.maximum(dist, 0)
 
 
 @register
@@ -102,7 +108,7 @@ class KNNModel(Model):
         metric: str = "euclidean",
         input_transform: str = "none",
         query_block: int = 512,
-        train_block: int = 8192,
+        train_block: int = 32768,
     ) -> None:
         super().__init__(input_transform)
         if metric not in ("euclidean", "correlation"):
@@ -159,10 +165,11 @@ class KNNModel(Model):
     def _predict_standardized(self, Xz: np.ndarray) -> np.ndarray:
         out = np.empty((Xz.shape[0], self.Y_train_.shape[1]), dtype=self.Y_train_.dtype)
         for sl, idx in self._neighbours(Xz, self.k_):
-            acc = np.zeros((idx.shape[0], self.Y_train_.shape[1]), dtype=np.float64)
-            for j in range(self.k_):
+            acc = self.Y_train_[idx[:, 0]].copy()
+            for j in range(1, self.k_):
                 acc += self.Y_train_[idx[:, j]]
-            out[sl] = acc / self.k_
+            acc /= self.k_
+            out[sl] = acc
         return out
 
     def kneighbors(self, landmarks: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:

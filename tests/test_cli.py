@@ -1,0 +1,168 @@
+"""The dgex command as a user runs it: subprocesses, exit codes, one-line failure messages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dgex_core.io import read, write
+from dgex_core.matrix import ExpressionMatrix
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def dgex(*args, cwd=None, env_extra=None, check=True):
+    env = {**os.environ, **(env_extra or {})}
+    out = subprocess.run([sys.executable, "-m", "dgex_core.cli", *map(str, args)], capture_output=True, text=True,
+                         cwd=cwd, env=env, timeout=600)
+    if check and out.returncode != 0:
+        raise AssertionError(f"dgex {' '.join(map(str, args))} failed ({out.returncode}):\n{out.stderr}")
+    return out
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {"DGEX_DATA_DIR": str(tmp_path / "data"), "DGEX_RUNS_DIR": str(tmp_path / "runs"),
+            "DGEX_CACHE_DIR": str(tmp_path / "cache")}
+
+
+@pytest.fixture
+def small_files(tmp_path):
+    """A 300-sample GCT of 20 landmarks + 30 targets, a landmark list, and a landmark-only plate."""
+    rng = np.random.default_rng(0)
+    n, p, t = 300, 20, 30
+    X = rng.normal(8, 1, size=(n, p))
+    Y = 5 + X @ rng.normal(0, 0.3, size=(p, t)) + np.tanh(X[:, :1] - 8) + rng.normal(0, 0.2, size=(n, t))
+    genes = [f"L{i}" for i in range(p)] + [f"T{j}" for j in range(t)]
+    m = ExpressionMatrix(np.hstack([X, Y]).astype(np.float32), [f"S{i}" for i in range(n)], genes,
+                         sample_meta=pd.DataFrame({"batch": [f"b{i % 3}" for i in range(n)]},
+                                                  index=[f"S{i}" for i in range(n)]))
+    data = write(m, tmp_path / "train.gct")
+    lm = tmp_path / "landmarks.txt"
+    lm.write_text("\n".join(genes[:p]) + "\n")
+    plate = ExpressionMatrix(rng.normal(8, 1, size=(40, p)).astype(np.float32), [f"P{i}" for i in range(40)],
+                             genes[:p][::-1] and list(reversed(genes[:p])))
+    plate_path = write(ExpressionMatrix(plate.values, plate.sample_ids, plate.gene_ids), tmp_path / "plate.gct")
+    return data, lm, plate_path
+
+
+def test_every_command_has_help():
+    for cmd in ["", "demo", "inspect", "train", "evaluate", "predict", "runs", "compare", "fetch"]:
+        out = dgex(*([cmd] if cmd else []), "--help")
+        assert "usage: dgex" in out.stdout
+
+
+def test_demo_describes_the_synthetic_data(env):
+    out = dgex("demo", "--samples", 500, "--targets", 60, env_extra=env)
+    assert "synthetic" in out.stdout and "500 samples" in out.stdout and "noise floor" in out.stdout
+
+
+def test_train_runs_compare_evaluate_predict(tmp_path, env, small_files):
+    data, lm, plate = small_files
+    out = dgex("train", "--data", data, "--landmarks", lm, "--model", "linear", "--name", "lin", env_extra=env)
+    assert "run lin (linear) saved" in out.stdout and "test: mean per-gene MAE" in out.stdout
+    assert "20 of 20 landmarks present" in out.stderr
+    cfg = tmp_path / "knn.json"
+    cfg.write_text('{"knn": {"k_grid": [1, 5, 15]}}')
+    dgex("train", "--data", data, "--landmarks", lm, "--model", "knn", "--config", cfg, "--name", "knn",
+         env_extra=env)
+    out = dgex("train", "--data", data, "--landmarks", lm, "--model", "mlp", "--name", "mlp",
+               "--config", tmp_path / "mlp.json", env_extra=env, check=False)
+    assert out.returncode == 1 and "mlp.json" in out.stderr  # a missing config file is named
+    runs = dgex("runs", env_extra=env).stdout
+    assert "lin" in runs and "knn" in runs and "linear" in runs
+    out = dgex("compare", "lin", "knn", "--per-gene", tmp_path / "cmp.csv", env_extra=env)
+    assert "relative improvement" in out.stdout
+    assert pd.read_csv(tmp_path / "cmp.csv", index_col=0).shape == (30, 2)
+    assert "test: mean per-gene MAE" in dgex("evaluate", "lin", env_extra=env).stdout
+    out = dgex("evaluate", "lin", "--data", data, "--quantile", env_extra=env)
+    assert "quantile-normalized" in out.stdout
+    for suffix in ("gctx", "parquet", "csv", "gct"):
+        target = tmp_path / f"pred.{suffix}"
+        out = dgex("predict", "lin", plate, "-o", target, "--block-size", 16, env_extra=env)
+        assert "40 samples: 20 measured + 30 inferred genes" in out.stdout
+        assert target.exists()
+    m = read(tmp_path / "pred.gctx")
+    assert m.shape == (40, 50)
+    assert {"ood_score", "ood_flag"} <= set(m.sample_meta.columns)
+    assert set(m.gene_meta["role"]) == {"measured", "inferred"}
+    assert "well_inferred" in m.gene_meta
+    # measured landmarks are copied by id although the plate lists them in reverse order
+    plate_m = read(plate)
+    np.testing.assert_array_equal(m.subset(genes=["L3"]).values, plate_m.subset(genes=["L3"]).values)
+    side = pd.read_csv(tmp_path / "pred.genes.csv")
+    assert side["gene"].tolist()[:2] == ["L0", "L1"]
+
+
+def test_failures_are_one_line_without_traceback(tmp_path, env, small_files):
+    data, lm, plate = small_files
+    bad = tmp_path / "bad.gct"
+    bad.write_text("#1.2\n2\t3\nName\tDescription\tA\tB\tC\ng1\tna\t1\t2\n")
+    cases = [
+        (("inspect", tmp_path / "none.gct"), "not found"),
+        (("inspect", bad), "bad.gct: line 5"),
+        (("train", "--data", data), "--landmarks is required"),
+        (("train", "--data", bad, "--landmarks", lm), "bad.gct"),
+        (("evaluate", "nosuchrun"), "no such run folder"),
+        (("predict", "nosuchrun", plate, "-o", tmp_path / "x.gctx"), "no such run folder"),
+        (("train", "--data", "demo:abc"), "demo:SAMPLESxTARGETS"),
+        (("fetch", "nosuchdata"), "nosuchdata"),
+    ]
+    for args, words in cases:
+        out = dgex(*args, env_extra=env, check=False)
+        assert out.returncode == 1, (args, out.stderr)
+        assert words in out.stderr, (args, out.stderr)
+        assert "Traceback" not in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    lm2 = tmp_path / "lm2.txt"
+    lm2.write_text("L0\nL1\nLX\n")
+    out = dgex("train", "--data", data, "--landmarks", lm2, env_extra=env, check=False)
+    assert out.returncode == 1 and "allow-missing-landmarks" in out.stderr and "missing: LX" in out.stderr
+    out = dgex("train", "--data", data, "--landmarks", lm2, "--allow-missing-landmarks", "--name", "two",
+               env_extra=env)
+    assert "2 landmarks -> 48 targets" in out.stdout
+    # --debug shows the traceback
+    out = dgex("--debug", "inspect", bad, env_extra=env, check=False)
+    assert "Traceback" in out.stderr
+
+
+def test_predict_with_missing_landmark_leaves_no_output(tmp_path, env, small_files):
+    data, lm, _ = small_files
+    dgex("train", "--data", data, "--landmarks", lm, "--name", "lin", env_extra=env)
+    part = write(ExpressionMatrix(np.ones((3, 2), np.float32), ["a", "b", "c"], ["L0", "L1"]), tmp_path / "p.gct")
+    out = dgex("predict", "lin", part, "-o", tmp_path / "out.gctx", env_extra=env, check=False)
+    assert out.returncode == 1 and "landmarks are not in the input" in out.stderr
+    assert not (tmp_path / "out.gctx").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.gctx")]
+
+
+def test_train_on_the_demo_reports_the_noise_floor(env):
+    out = dgex("train", "--data", "demo:1500x100", "--model", "linear", "--name", "d", env_extra=env)
+    assert "noise floor" in out.stdout and "nonlinear" not in out.stdout.split("noise floor")[0]
+    assert "True:" in out.stdout and "False:" in out.stdout
+
+
+@pytest.mark.slow
+def test_lincs_workflow_on_real_files(tmp_path, env, real_dir):
+    """Train OLS/ridge on GPL96 arrays with the L1000 plate's 978 probes as landmarks, then infer
+    the plate: 371 samples x (978 measured + 21,305 inferred) genes, like a LINCS level-3 INF file."""
+    plate = real_dir / "l1000_LJP009_A375_24H_qnorm_n371x978.gct"
+    arrays = real_dir / "gpl96_bladder_n57x22283.gct.gz"
+    out = dgex("train", "--data", arrays, "--landmarks", plate, "--model", "linear", "--name", "gpl96",
+               env_extra=env)
+    assert "978 landmarks -> 21305 targets" in out.stdout
+    target = tmp_path / "LJP009_A375_24H_INF_n371x22283.gctx"
+    out = dgex("predict", "gpl96", plate, "-o", target, env_extra=env)
+    assert "371 samples: 978 measured + 21305 inferred genes" in out.stdout
+    m = read(target)
+    assert m.shape == (371, 22283)
+    assert (m.gene_meta["role"] == "measured").sum() == 978
+    assert np.isfinite(m.values).all()
+    plate_m = read(plate)
+    np.testing.assert_array_equal(m.subset(genes=plate_m.gene_ids[:5]).values, plate_m.values[:, :5])
