@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import random
 import re
 import socket
@@ -553,3 +554,25 @@ def test_connection_reasons_read_as_sentences():
     assert "could not be resolved" in _describe_reason(socket.gaierror(-2, "Name or service not known"), 60)
     assert _describe_reason(ConnectionRefusedError(111, "Connection refused"), 60) == "connection refused"
     assert _describe_reason(TimeoutError(), 5) == "no answer within 5 s"
+
+
+# ---------------------------------------------------------------------- the dgex command
+
+def _dgex(*args):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    return subprocess.run([sys.executable, "-m", "dgex_core.cli", "fetch", *map(str, args)],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_dgex_fetch_command_downloads_lists_and_fails_cleanly(server, cache):
+    files = _geo_fixture(server)
+    out = _dgex("geo:GSE12345", "--mirror", server.url, "--cache-dir", cache)
+    assert out.returncode == 0, out.stderr
+    assert [Path(line).name for line in out.stdout.split()] == sorted(files)
+    listing = _dgex("--list")
+    assert listing.returncode == 0 and "lincs-gene-info" in listing.stdout and "geo:GSE" in listing.stdout
+    down = _dgex("lincs-ols-weights", "--mirror", f"http://127.0.0.1:{_closed_port()}", "--cache-dir", cache)
+    assert down.returncode == 1 and "cannot reach" in down.stderr and "Traceback" not in down.stderr

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from scipy import linalg
+from scipy.linalg import blas
 
 from ..errors import ModelError
 from ..preprocess import Pipeline, Standardizer
@@ -32,6 +33,14 @@ __all__ = ["DEFAULT_ALPHA_GRID", "GramAccumulator", "LinearModel", "ridge_path"]
 #: Default ridge grid, as multiples of the number of training samples (so it means the
 #: same at any size, in standardized units); 0 is ordinary least squares.
 DEFAULT_ALPHA_GRID = (0.0, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)
+
+
+def _gram(Xc: np.ndarray) -> np.ndarray:
+    """Xc' Xc with BLAS syrk (half the work of a general product), as a full symmetric matrix."""
+    if Xc.dtype != np.float64 or not Xc.flags.c_contiguous:
+        return Xc.T @ Xc
+    upper = blas.dsyrk(1.0, Xc.T, trans=0)  # Xc.T is Fortran-ordered: no copy
+    return np.triu(upper) + np.triu(upper, 1).T
 
 
 class GramAccumulator:
@@ -60,14 +69,17 @@ class GramAccumulator:
             self.yy = np.zeros(Y.shape[1])
             self.xx = np.zeros((X.shape[1], X.shape[1]))
             self.xy = np.zeros((X.shape[1], Y.shape[1]))
-        Xc = X - self.shift_x
-        Yc = Y - self.shift_y
-        self.n += X.shape[0]
-        self.sx += Xc.sum(axis=0)
-        self.sy += Yc.sum(axis=0)
-        self.yy += np.einsum("ij,ij->j", Yc, Yc)
-        self.xx += Xc.T @ Xc
-        self.xy += Xc.T @ Yc
+        nb = X.shape[0]
+        Xc = X - self.shift_x  # landmarks are few: center them
+        xsum = Xc.sum(axis=0)
+        # targets are many: never materialize Y - shift, correct the sums analytically
+        ysum = Y.sum(axis=0)
+        self.n += nb
+        self.sx += xsum
+        self.sy += ysum - nb * self.shift_y
+        self.yy += np.einsum("ij,ij->j", Y, Y) - 2 * self.shift_y * ysum + nb * self.shift_y**2
+        self.xx += _gram(Xc)
+        self.xy += Xc.T @ Y - np.outer(xsum, self.shift_y)
         return self
 
     def finalize(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
