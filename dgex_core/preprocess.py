@@ -198,11 +198,7 @@ class QuantileNormalizer(_Step):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         self._check_fitted()
-        X = self._check_genes(X)
-        out = np.empty(X.shape, dtype=X.dtype if X.dtype.kind == "f" else np.float64)
-        for i, row in enumerate(X):
-            out[i] = self._map_row(np.asarray(row, dtype=np.float64))
-        return out
+        return self.map_rows(self._check_genes(X))
 
     def map_rows(self, X: np.ndarray) -> np.ndarray:
         """Like :meth:`transform`, for samples over *any* set of genes: each sample is mapped

@@ -117,12 +117,14 @@ class TextLines:
 
 
 def parse_float_row(
-    cells: list[str], path: str | os.PathLike, lineno: int, first_col: int, dtype=np.float32
+    cells: list[str], path: str | os.PathLike, lineno: int, first_col: int, dtype=np.float32,
+    columns: list[int] | None = None, names: list[str] | None = None,
 ) -> np.ndarray:
     """Parse numeric cells, turning missing-value markers (NA, NaN, empty...) into NaN.
 
     ``first_col`` is the 1-based column number of ``cells[0]`` in the file, for the
-    error message.
+    error message; ``columns`` gives each cell's column instead when they are not
+    consecutive, and ``names`` their header names.
 
     Raises
     ------
@@ -142,9 +144,11 @@ def parse_float_row(
         try:
             out[j] = float(s)
         except ValueError:
+            col = columns[j] if columns is not None else first_col + j
+            named = f" (column {names[j]!r})" if names is not None else ""
             raise DataFormatError(
-                path, f"line {lineno}, column {first_col + j}", f"{s[:40]!r} is not a number",
-                "a numeric expression value or a missing-value marker (NA, NaN, -666, empty)",
+                path, f"line {lineno}, column {col}", f"{s[:40]!r} is not a number{named}",
+                "a numeric value or a missing-value marker (NA, NaN, null, empty)",
             ) from None
     return out.astype(dtype, copy=False)
 

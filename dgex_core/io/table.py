@@ -31,7 +31,7 @@ import pandas as pd
 from .._atomic import atomic_path
 from ..errors import DataFormatError, DatasetError
 from ..matrix import ExpressionMatrix, Provenance, as_id_index
-from ._common import MISSING_TOKENS, PARQUET_MAGIC, TextLines, head_bytes
+from ._common import MISSING_TOKENS, PARQUET_MAGIC, TextLines, head_bytes, parse_float_row
 
 __all__ = ["ANNOTATION_COLUMNS", "ORIENTATIONS", "read_table", "write_table"]
 
@@ -72,25 +72,8 @@ def parse_cells(
     DataFormatError
         Naming the line, column (and header name) of the first cell that is not a number.
     """
-    try:
-        return np.asarray(cells, dtype=np.float64).astype(dtype, copy=False)
-    except ValueError:
-        pass
-    out = np.empty(len(cells), dtype=np.float64)
-    for k, cell in enumerate(cells):
-        s = cell.strip()
-        if s.lower() in NUMBER_MISSING:
-            out[k] = np.nan
-            continue
-        try:
-            out[k] = float(s)
-        except ValueError:
-            named = f" (column {names[k]!r})" if names is not None else ""
-            raise DataFormatError(
-                path, f"line {lineno}, column {columns[k]}", f"{s[:40]!r} is not a number{named}",
-                "a numeric value or a missing-value marker (NA, NaN, null, empty) in every value column",
-            ) from None
-    return out.astype(dtype, copy=False)
+    return parse_float_row(list(cells), path, lineno, columns[0] if len(columns) else 1, dtype,
+                           columns=list(columns), names=None if names is None else list(names))
 
 
 def _is_number(s: str) -> bool | None:
