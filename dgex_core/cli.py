@@ -227,11 +227,13 @@ def _cmd_predict(args) -> int:
     run = load_run(Path(args.runs_dir) / args.run if not Path(args.run).is_dir() else args.run)
     bar = _Bar("predict", "samples")
     try:
-        s = predict_file(run, args.input, args.output, format=args.format, block_size=args.block_size, progress=bar)
+        s = predict_file(run, args.input, args.output, format=args.format, block_size=args.block_size,
+                         missing=args.missing, progress=bar)
     finally:
         bar.close()
     print(f"{s['samples']} samples: {s['landmarks']} measured + {s['targets']} inferred genes written to "
-          f"{s['output']}; {s['ood_flagged']} samples flagged out of distribution")
+          f"{s['output']}; {s['ood_flagged']} samples flagged out of distribution"
+          + (f"; missing landmarks imputed in {s['samples_imputed']} samples" if s["samples_imputed"] else ""))
     return 0
 
 
@@ -353,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("-o", "--output", required=True, help="output file: .gctx, .gct, .parquet, .csv or .tsv")
     pr.add_argument("--format", choices=["gctx", "gct", "parquet", "csv", "tsv"], help="override the suffix")
     pr.add_argument("--block-size", type=int, default=10_000, help="samples per block (default 10,000)")
+    pr.add_argument("--missing", choices=["refuse", "impute"], default="refuse",
+                    help="missing landmark values: refuse the input (default) or impute the training means; "
+                         "the output's n_imputed column says where")
     pr.set_defaults(func=_cmd_predict)
 
     r = sub.add_parser("runs", parents=[runs_dir], help="list runs with their summaries")

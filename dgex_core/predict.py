@@ -4,7 +4,8 @@ The output carries, for every sample, the measured landmarks and the inferred
 targets (like the LINCS level-3 "INF" files), per-gene metadata ``role``
 (``measured`` / ``inferred``) and ``well_inferred`` (from the run's validation), and
 per-sample ``ood_score`` / ``ood_flag`` (how far the profile lies from the training
-data). Inputs are read in sample blocks when the format allows it (GCTX); other
+data) and ``n_imputed`` (landmark values that were missing and imputed with the
+training means, when the user chose to impute rather than refuse). Inputs are read in sample blocks when the format allows it (GCTX); other
 formats are read whole and then processed in blocks.
 """
 
@@ -41,16 +42,27 @@ def _landmark_columns(run: Run, gene_ids: pd.Index, gene_meta: pd.DataFrame | No
     return gene_ids.get_indexer(pd.Index(cov.gene_ids))
 
 
-def predict_matrix_block(run: Run, block: ExpressionMatrix, lm_pos: np.ndarray) -> ExpressionMatrix:
-    """One output block: measured landmarks + inferred targets, with OOD columns in sample_meta."""
+def predict_matrix_block(
+    run: Run, block: ExpressionMatrix, lm_pos: np.ndarray, missing: str = "refuse"
+) -> ExpressionMatrix:
+    """One output block: measured landmarks + inferred targets, with OOD columns in sample_meta.
+
+    ``missing="impute"`` replaces missing landmark values by the training means and
+    records per sample how many were imputed (``n_imputed``); ``"refuse"`` (default)
+    stops with a message naming the samples.
+    """
     x = block.values[:, lm_pos]
-    if np.isnan(x).any():
-        bad = block.sample_ids[np.isnan(x).any(axis=1)][:5].tolist()
-        raise ModelError(f"missing landmark values in samples {bad}; impute or drop them before predicting")
-    pred = run.model.predict(x).astype(np.float32, copy=False)
+    nan = np.isnan(x)
+    if nan.any() and missing == "refuse":
+        bad = block.sample_ids[nan.any(axis=1)][:5].tolist()
+        raise ModelError(f"missing landmark values in samples {bad}; impute them with the training means "
+                         "(--missing impute) or drop those samples")
+    pred = run.model.predict(x, missing=missing).astype(np.float32, copy=False)
     meta = block.sample_meta.copy()
+    meta["n_imputed"] = nan.sum(axis=1)
     if run.trust is not None:
-        score = run.trust.score(run.model.standardize_landmarks(x))
+        z = run.model.standardize_landmarks(x)
+        score = run.trust.score(np.where(np.isnan(z), 0.0, z))
         meta["ood_score"] = score
         meta["ood_flag"] = score > 1.0
     values = np.hstack([x.astype(np.float32, copy=False), pred])
@@ -91,6 +103,7 @@ def predict_file(
     *,
     format: str | None = None,
     block_size: int = 10_000,
+    missing: str = "refuse",
     progress: Callable[[int, int | None, dict], None] | None = None,
 ) -> dict:
     """Predict every target for every sample of ``input_path`` and write ``output_path``.
@@ -99,7 +112,7 @@ def predict_file(
     The output file appears only when complete.
     """
     input_path = Path(input_path)
-    n_done, n_flagged, lm_pos, writer = 0, 0, None, None
+    n_done, n_flagged, n_imputed, lm_pos, writer = 0, 0, 0, None, None
     total = None
     try:
         for block, gene_ids, gene_meta in _blocks(input_path, block_size):
@@ -107,9 +120,10 @@ def predict_file(
                 lm_pos = _landmark_columns(run, gene_ids, gene_meta, str(input_path))
                 writer = open_block_writer(output_path, run.model.landmark_ids_.append(run.model.target_ids_),
                                            output_gene_meta(run), format)
-            out = predict_matrix_block(run, block, lm_pos)
+            out = predict_matrix_block(run, block, lm_pos, missing)
             writer.append(out)
             n_done += block.n_samples
+            n_imputed += int((out.sample_meta["n_imputed"] > 0).sum())
             if "ood_flag" in out.sample_meta:
                 n_flagged += int(out.sample_meta["ood_flag"].sum())
             if progress:
@@ -122,4 +136,4 @@ def predict_file(
             writer.discard()
         raise
     return {"samples": n_done, "landmarks": len(run.model.landmark_ids_), "targets": len(run.model.target_ids_),
-            "ood_flagged": n_flagged, "output": str(output_path)}
+            "ood_flagged": n_flagged, "samples_imputed": n_imputed, "output": str(output_path)}

@@ -172,11 +172,19 @@ class Model:
         raise NotImplementedError
 
     # ---------------------------------------------------------------- predict
-    def predict(self, landmarks: np.ndarray) -> np.ndarray:
+    def predict(self, landmarks: np.ndarray, missing: str = "refuse") -> np.ndarray:
         """Targets (n_samples, n_targets) in original units from landmarks (n_samples, n_landmarks).
 
         Columns of ``landmarks`` must follow ``landmark_ids_``; use
         :meth:`predict_dataset` to match by id.
+
+        Parameters
+        ----------
+        missing
+            What to do with missing (NaN) landmark values: ``"refuse"`` (raise
+            :class:`ModelError`, the default) or ``"impute"`` (replace each by the
+            landmark's training mean, i.e. 0 in standardized units; see
+            :func:`impute_count` to report how many were imputed per sample).
         """
         self._check_fitted()
         landmarks = np.asarray(landmarks)
@@ -184,13 +192,25 @@ class Model:
             raise ModelError(
                 f"expected a samples x {len(self.landmark_ids_)} landmarks array, got shape {landmarks.shape}"
             )
-        if np.isnan(landmarks).any():
-            raise ModelError("landmark values are missing (NaN); impute them before predicting")
-        return self.target_scaler_.inverse_transform(self.predict_standardized(landmarks))
+        return self.target_scaler_.inverse_transform(self.predict_standardized(landmarks, missing))
 
-    def predict_standardized(self, landmarks: np.ndarray) -> np.ndarray:
-        """Predictions in standardized target units (n_samples, n_targets)."""
+    def predict_standardized(self, landmarks: np.ndarray, missing: str = "refuse") -> np.ndarray:
+        """Predictions in standardized target units (n_samples, n_targets); ``missing`` as in :meth:`predict`."""
         self._check_fitted()
+        if missing not in ("refuse", "impute"):
+            raise ModelError(f"missing must be 'refuse' or 'impute', got {missing!r}")
+        nan = np.isnan(landmarks)
+        if nan.any():
+            if missing == "refuse":
+                bad = np.flatnonzero(nan.any(axis=1))
+                raise ModelError(
+                    f"{int(nan.sum())} landmark values are missing (NaN) in {len(bad)} samples (e.g. sample "
+                    f"positions {bad[:5].tolist()}); impute them with the training means (missing='impute', "
+                    "--missing impute) or drop those samples"
+                )
+            z = self.standardize_landmarks(landmarks)
+            z = np.where(np.isnan(z), 0.0, z).astype(z.dtype, copy=False)  # 0 = the training mean
+            return self._predict_standardized(z)
         return self._predict_standardized(self.standardize_landmarks(landmarks))
 
     def _predict_standardized(self, Xz: np.ndarray) -> np.ndarray:
