@@ -1,23 +1,248 @@
-"""The dashboard's first page renders on the demo (Streamlit's AppTest, no browser)."""
+"""The dashboard, page by page, on a small demo (Streamlit's AppTest, no browser)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
+from dgex_core import appstate
+from dgex_core.demo import DemoConfig, load_demo
+
 APP = Path(__file__).resolve().parents[1] / "app.py"
+SIZE = "1500x200"
 
 
-def test_home_page_shows_the_demo(tmp_path, monkeypatch):
-    monkeypatch.setenv("DGEX_DATA_DIR", str(tmp_path))
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("DGEX_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DGEX_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("DGEX_DEMO_SIZE", SIZE)
+    return tmp_path
+
+
+def open_app() -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=120).run()
     assert not at.exception, at.exception
-    assert "dgex" in at.title[0].value
+    return at
+
+
+def goto(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def train(at: AppTest, family: str, **widgets) -> str:
+    goto(at, "train")
+    at.selectbox(key="train_family").set_value(family).run()
+    for key, value in widgets.items():
+        at.number_input(key=key).set_value(value)
+    name = at.text_input[0].value
+    at.button(key="train_start").click().run()
+    at.session_state["job"].join(120)
+    at.run()  # the finished job's run moves into the session
+    assert not at.exception, at.exception
+    assert name in at.session_state["runs"]
+    return name
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "success", "error", "warning", "info", "title", "subheader")
+             for e in getattr(at, kind)]
+    return "\n".join(map(str, parts))
+
+
+def test_demo_size_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DGEX_DEMO_SIZE", "1500x200")
+    assert (appstate.demo_config().n_samples, appstate.demo_config().n_targets) == (1500, 200)
+    monkeypatch.delenv("DGEX_DEMO_SIZE")
+    assert (appstate.demo_config().n_samples, appstate.demo_config().n_targets) == appstate.APP_DEMO_SIZE
+    with pytest.raises(ValueError, match="1500x200"):
+        appstate.demo_config("big")
+
+
+def test_app_opens_on_the_demo_data_page(env):
+    at = open_app()
+    assert at.title[0].value == "Data"
     labels = {m.label: m.value for m in at.metric}
+    assert labels["Samples"] == "1,500"
     assert labels["Landmarks (inputs)"] == "978"
-    assert labels["Samples"] == "10,000"
-    assert any("synthetic" in c.value for c in at.caption)
+    assert labels["Targets (outputs)"] == "200"
+    assert labels["Landmark coverage"] == "978 of 978"
+    assert "demo-1500x200" in "\n".join(m.value for m in at.sidebar.markdown)
+    assert "none yet" in "\n".join(c.value for c in at.sidebar.caption)
+    assert at.session_state["split_args"] == {"val": 0.1, "test": 0.1, "seed": 0, "group_by": None}
+    # the split widgets write the non-widget state the Train page reads
+    at.number_input(key="split_seed").set_value(3).run()
+    at.selectbox(key="split_group").set_value("tissue").run()
+    assert at.session_state["split_args"]["seed"] == 3
+    assert at.session_state["split_args"]["group_by"] == "tissue"
+
+
+def test_malformed_file_shows_the_format_error_and_the_app_stays_usable(env, tmp_path):
+    bad = tmp_path / "bad.gct"
+    bad.write_text("#1.2\n2\t2\nName\tDescription\tS1\tS2\nG1\tx\t1.0\thigh\nG2\ty\t2.0\t3.0\n")
+    lm = tmp_path / "lm.txt"
+    lm.write_text("G1\n")
+    at = open_app()
+    at.radio(key="data_source").set_value("A file").run()
+    at.radio(key="data_file_how").set_value("Path on the server").run()
+    at.radio(key="landmark_file_how").set_value("Path on the server").run()
+    at.text_input(key="data_file_path").set_value(str(bad)).run()
+    at.text_input(key="landmark_file_path").set_value(str(lm)).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "bad.gct" in at.error[0].value and "high" in at.error[0].value
+    goto(at, "train")  # still usable: the demo is still the current dataset
+    assert "demo-1500x200" in at.caption[0].value
+
+
+def test_file_with_missing_landmarks_needs_consent(env, tmp_path):
+    demo = load_demo(appstate.demo_config())
+    genes = list(demo.target_ids[:50]) + list(demo.landmark_ids[:900])
+    m = pd.DataFrame(demo.matrix.values[:300, demo.matrix.gene_ids.get_indexer(genes)],
+                     index=[f"S{i}" for i in range(300)], columns=genes)
+    m.insert(0, "batch", ["a", "b", "c"] * 100)
+    data = tmp_path / "table.csv"
+    m.to_csv(data)
+    lm = tmp_path / "landmarks.txt"
+    lm.write_text("\n".join(demo.landmark_ids) + "\n")
+    at = open_app()
+    at.radio(key="data_source").set_value("A file").run()
+    for k in ("data_file", "landmark_file"):
+        at.radio(key=f"{k}_how").set_value("Path on the server").run()
+    at.text_input(key="data_file_path").set_value(str(data)).run()
+    at.text_input(key="landmark_file_path").set_value(str(lm)).run()
+    assert "900 of 978" in texts(at)
+    assert any("tick the box" in w.value for w in at.warning)
+    at.checkbox(key="allow_missing").check().run()
+    at.button(key="use_dataset").click().run()
+    assert not at.exception, at.exception
+    ds = at.session_state["dataset"]
+    assert (ds.n_samples, ds.n_landmarks, ds.n_targets) == (300, 900, 50)
+    assert at.session_state["dataset_label"] == "table.csv"
+    assert {m.label: m.value for m in at.metric}["Landmark coverage"] == "900 of 978"
+    assert "batch" in at.dataframe[-1].value.columns
+
+
+def test_demo_workflow_train_errors_coefficients_predict(env, tmp_path):
+    at = open_app()
+    lin = train(at, "linear")
+    knn = train(at, "knn")
+    assert lin == "demo-1500x200-linear" and knn == "demo-1500x200-knn"
+    assert (env / "runs" / lin / "checksums.json").exists()
+    # the shared sidebar lists the session's runs (AppTest keeps the sidebar of the first page only)
+    side = AppTest.from_file(str(APP), default_timeout=120)
+    side.session_state["runs"] = at.session_state["runs"]
+    side.run()
+    sidebar = "\n".join(c.value for c in side.sidebar.caption)
+    assert f"{lin} (linear)" in sidebar and f"{knn} (knn)" in sidebar
+
+    # the saved run loads back from the list
+    at2 = open_app()
+    goto(at2, "train")
+    at2.selectbox(key="load_pick").set_value(lin)
+    at2.button(key="load_run").click().run()
+    assert lin in at2.session_state["runs"]
+
+    goto(at, "errors")
+    figs = at.get("plotly_chart")
+    assert len(figs) >= 4
+    assert any("noise floor" in p.proto.spec for p in figs)
+    metrics = {m.label: m.value for m in at.metric}
+    share_a = float(metrics[f"Genes where {lin} wins"].rstrip("%"))
+    share_b = float(metrics[f"Genes where {knn} wins"].rstrip("%"))
+    assert share_a + share_b == pytest.approx(100, abs=0.2)
+    for kind in ("Box", "ECDF"):
+        at.radio(key="err_kind").set_value(kind).run()
+        assert not at.exception
+    gene = at.session_state["runs"][lin].per_gene.index[0]
+    at.text_input(key="gene_query").set_value(gene).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="gene_pick").value == gene
+    measured, pred = at.session_state["test_pred_cache"][(knn, at.session_state["dataset_key"])]
+    assert measured.shape == (150, 200) and pred.shape == (150, 200)
+    at.selectbox(key="sample_color").set_value("tissue").run()
+    assert not at.exception
+
+    goto(at, "coefficients")
+    assert at.selectbox(key="coef_run").value == lin
+    assert len(at.get("plotly_chart")) == 3
+    assert at.get("download_button")[0].proto.label.startswith("Download the coefficient table (CSV, 979 x 200)")
+
+    demo = load_demo(appstate.demo_config())
+    plate = pd.DataFrame(demo.landmark_values[:40], index=[f"P{i}" for i in range(40)], columns=demo.landmark_ids)
+    plate_path = tmp_path / "plate.csv"
+    plate.to_csv(plate_path)
+    goto(at, "predict")
+    at.selectbox(key="pred_run").set_value(lin).run()
+    at.radio(key="pred_how").set_value("Path on the server").run()
+    at.text_input(key="pred_path").set_value(str(plate_path)).run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Samples"] == "40" and metrics["Run's landmarks present"] == "978 of 978"
+    at.selectbox(key="pred_format").set_value("csv").run()
+    at.button(key="pred_build").click().run()
+    built = at.session_state["pred_file"]
+    assert built["name"] == f"{lin}_predictions.csv"
+    out = pd.read_csv(io.BytesIO(built["data"]), index_col=0)
+    assert "P0" in out.index.astype(str) or "P0" in out.columns
+    table = out if "P0" in out.index.astype(str) else out.T
+    expect = at.session_state["runs"][lin].model.predict(demo.landmark_values[:40])
+    target0 = demo.target_ids[0]
+    col = table[target0] if target0 in table.columns else table.loc[target0]
+    got = pd.to_numeric(col.loc[[f"P{i}" for i in range(40)]] if target0 in table.columns else col, errors="coerce")
+    np.testing.assert_allclose(got.to_numpy(dtype=float)[:40], expect[:, 0], rtol=1e-4, atol=1e-4)
+    assert at.get("download_button")[0].proto.label.startswith(f"Download {lin}_predictions.csv")
+
+
+def test_mlp_trains_in_the_background_with_an_epoch_curve(env):
+    at = open_app()
+    goto(at, "train")
+    at.selectbox(key="train_family").set_value("mlp").run()
+    at.number_input(key="mlp_width").set_value(32)
+    at.number_input(key="mlp_epochs").set_value(3)
+    at.button(key="train_start").click().run()
+    job = at.session_state["job"]
+    job.join(120)
+    assert job.error is None
+    hist = job.poll()
+    assert hist["epoch"].tolist() == [1, 2, 3]
+    assert {"train_loss", "val_mae", "best_val_mae"} <= set(hist.columns)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("trained in" in s.value for s in at.success)
+    assert any("train loss" in p.proto.spec for p in at.get("plotly_chart"))
+
+
+def test_training_job_stops_when_asked(env):
+    data = load_demo(DemoConfig(n_samples=400, n_targets=30)).dataset()
+    job = appstate.TrainingJob(data, appstate.make_model("mlp", width=16, max_epochs=200), "stopper",
+                               runs_root=env / "runs")
+    job._stop.set()  # asked before the first epoch ends: stops after it
+    job.start().join(60)
+    assert job.error is None and len(job.history) == 1
+    assert (env / "runs" / "stopper").is_dir()
+
+
+def test_uploads_go_to_a_private_folder_per_session(tmp_path):
+    a, b = appstate.new_session_dir(), appstate.new_session_dir()
+    assert a != b
+    p = appstate.save_upload(a, "../../etc/my file.gct", b"#1.2\n")
+    assert p.parent == a and p.name.endswith("my_file.gct") and p.read_bytes() == b"#1.2\n"
+
+
+def test_cluster_order_groups_similar_rows():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(2, 30))
+    x = np.vstack([base[i % 2] + 0.01 * rng.normal(size=30) for i in range(8)])
+    order = appstate.cluster_order(x)
+    assert sorted(order) == list(range(8))
+    groups = [i % 2 for i in order]
+    assert groups in ([0] * 4 + [1] * 4, [1] * 4 + [0] * 4)

@@ -25,7 +25,7 @@ def test_missing_landmarks_are_refused_or_imputed_with_training_means(family):
     x = ds.landmarks[:5].copy()
     x[1, 3] = np.nan
     x[4, [0, 7]] = np.nan
-    with pytest.raises(ModelError, match="missing .* in 2 samples"):
+    with pytest.raises(ModelError, match=r"missing .* in 2 samples"):
         model.predict(x)
     filled = x.copy()
     means = ds.landmarks.mean(axis=0)
