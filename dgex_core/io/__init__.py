@@ -23,11 +23,12 @@ format name            what                               read       write
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 import h5py
 
-from ..errors import DataFormatError
+from ..errors import DataFormatError, DgexError
 from ..matrix import ExpressionMatrix
 from ._common import HDF5_MAGIC, PARQUET_MAGIC, head_bytes
 
@@ -100,8 +101,9 @@ def _sniff_hdf5(p: Path) -> str:
             if "data/expression" in f and "meta" in f:
                 return "archs4"
             top = sorted(f.keys())[:8]
-    except OSError as e:
-        raise DataFormatError(p, "HDF5 header", f"cannot open as HDF5 ({e})", "a complete HDF5 file") from None
+    except (OSError, RuntimeError, KeyError, ValueError) as e:
+        raise DataFormatError(p, "HDF5 structure", f"cannot read as HDF5, the file is damaged or truncated ({e})",
+                              "a complete HDF5 file") from None
     raise DataFormatError(
         p, "/", f"an HDF5 file of no known layout (top-level nodes: {top})",
         "GCTX (/0/DATA/0/matrix), AnnData h5ad (/X, /obs, /var) or ARCHS4 (/data/expression, /meta)",
@@ -127,6 +129,22 @@ def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Expres
         On a malformed file, naming the file, the place and what was expected.
     """
     fmt = format or sniff(path)
+    try:
+        return _read_as(fmt, path, **kwargs)
+    except DgexError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, EOFError, zlib.error) as e:
+        # a damaged file surfacing as a library error deep in h5py / gzip / pyarrow
+        if fmt in _BINARY_FORMATS or isinstance(e, (OSError, EOFError, zlib.error, UnicodeError)):
+            raise DataFormatError(path, f"{fmt} structure", f"the file is damaged or truncated ({e})",
+                                  f"a complete {fmt} file") from None
+        raise
+
+
+_BINARY_FORMATS = ("gctx", "h5ad", "archs4", "parquet")
+
+
+def _read_as(fmt: str, path, **kwargs) -> ExpressionMatrix:
     if fmt == "gct":
         from .gct import read_gct
         return read_gct(path, **kwargs)
@@ -148,7 +166,7 @@ def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Expres
     if fmt == "archs4":
         from .archs4 import read_archs4
         return read_archs4(path, **kwargs)
-    raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
+    raise DgexError(f"unknown format {fmt!r}; choose one of {FORMATS}")
 
 
 def format_from_suffix(path: str | os.PathLike) -> str | None:
