@@ -4,6 +4,7 @@ UnicodeError, KeyError or a crash."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 
 import h5py
@@ -113,10 +114,8 @@ def test_corrupted_gzip_gct_raises_only_the_documented_error(tmp_path_factory, o
     tmp = tmp_path_factory.mktemp("gz")
     p = tmp / "f.gct.gz"
     p.write_bytes(_mutate(gzip.compress(_valid_bytes("gct", tmp)), ops))
-    try:
+    with contextlib.suppress(ALLOWED):
         read(p)
-    except ALLOWED:
-        pass
 
 
 @FUZZ
@@ -125,10 +124,8 @@ def test_corrupted_gctx_raises_only_the_documented_error(tmp_path_factory, ops):
     tmp = tmp_path_factory.mktemp("gctx")
     p = tmp / "f.gctx"
     p.write_bytes(_mutate(_valid_bytes("gctx", tmp), ops))
-    try:
+    with contextlib.suppress(ALLOWED):
         read(p)
-    except ALLOWED:
-        pass
 
 
 @FUZZ
