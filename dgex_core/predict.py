@@ -52,16 +52,16 @@ def predict_matrix_block(
     stops with a message naming the samples.
     """
     x = block.values[:, lm_pos]
-    nan = np.isnan(x)
+    nan = ~np.isfinite(x)
     if nan.any() and missing == "refuse":
         bad = block.sample_ids[nan.any(axis=1)][:5].tolist()
-        raise ModelError(f"missing landmark values in samples {bad}; impute them with the training means "
+        raise ModelError(f"missing or infinite landmark values in samples {bad}; impute them with the training means "
                          "(--missing impute) or drop those samples")
     pred = run.model.predict(x, missing=missing).astype(np.float32, copy=False)
     meta = block.sample_meta.copy()
     meta["n_imputed"] = nan.sum(axis=1)
     if run.trust is not None:
-        z = run.model.standardize_landmarks(x)
+        z = run.model.standardize_landmarks(np.where(nan, np.nan, x))
         score = run.trust.score(np.where(np.isnan(z), 0.0, z))
         meta["ood_score"] = score
         meta["ood_flag"] = score > 1.0

@@ -292,7 +292,8 @@ class Standardizer(_Step):
             self._ss = np.zeros(X.shape[1])
         elif X.shape[1] != self._shift.shape[0]:
             raise DatasetError(f"blocks disagree on the number of genes ({self._shift.shape[0]} then {X.shape[1]})")
-        Xc = X - self._shift.astype(X.dtype)
+        with np.errstate(invalid="ignore", over="ignore"):  # infinite values: reported by the caller
+            Xc = X - self._shift.astype(X.dtype)
         if has_nan:
             Xc[~ok] = 0.0
             self._n += ok.sum(axis=0)

@@ -93,3 +93,21 @@ def test_a_failure_mid_write_leaves_no_output(tmp_path, fmt):
         w.append(ExpressionMatrix(np.ones((2, 2), np.float32), ["a", "b"], genes))
         raise RuntimeError("killed mid-write")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_infinite_values_are_refused_in_training_and_treated_as_missing_in_prediction():
+    ds = _data(n=200, seed=33)
+    bad = ds.subset()
+    bad.targets[3, 2] = np.inf
+    with pytest.raises(ModelError, match="infinite"):
+        KNNModel().fit(bad)
+    with pytest.raises(ModelError, match="infinite"):
+        LinearModel().fit(bad)
+    model = LinearModel().fit(ds)
+    x = ds.landmarks[:2].copy()
+    x[0, 1] = -np.inf
+    with pytest.raises(ModelError, match="infinite"):
+        model.predict(x)
+    y = x.copy()
+    y[0, 1] = np.nan
+    np.testing.assert_array_equal(model.predict(x, missing="impute"), model.predict(y, missing="impute"))

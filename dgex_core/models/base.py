@@ -199,16 +199,16 @@ class Model:
         self._check_fitted()
         if missing not in ("refuse", "impute"):
             raise ModelError(f"missing must be 'refuse' or 'impute', got {missing!r}")
-        nan = np.isnan(landmarks)
+        nan = ~np.isfinite(landmarks)  # infinite values count as missing
         if nan.any():
             if missing == "refuse":
                 bad = np.flatnonzero(nan.any(axis=1))
                 raise ModelError(
-                    f"{int(nan.sum())} landmark values are missing (NaN) in {len(bad)} samples (e.g. sample "
+                    f"{int(nan.sum())} landmark values are missing (NaN) or infinite in {len(bad)} samples (e.g. sample "
                     f"positions {bad[:5].tolist()}); impute them with the training means (missing='impute', "
                     "--missing impute) or drop those samples"
                 )
-            z = self.standardize_landmarks(landmarks)
+            z = self.standardize_landmarks(np.where(nan, np.nan, landmarks))
             z = np.where(np.isnan(z), 0.0, z).astype(z.dtype, copy=False)  # 0 = the training mean
             return self._predict_standardized(z)
         return self._predict_standardized(self.standardize_landmarks(landmarks))

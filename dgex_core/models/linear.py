@@ -75,12 +75,16 @@ class GramAccumulator:
         # targets are many: never materialize Y - shift, correct the sums analytically
         ysum = Y.sum(axis=0)
         self.n += nb
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite data are reported by fit
+            self._add(Xc, Y, xsum, ysum, nb)
+        return self
+
+    def _add(self, Xc, Y, xsum, ysum, nb) -> None:
         self.sx += xsum
         self.sy += ysum - nb * self.shift_y
         self.yy += np.einsum("ij,ij->j", Y, Y) - 2 * self.shift_y * ysum + nb * self.shift_y**2
         self.xx += _gram(Xc)
         self.xy += Xc.T @ Y - np.outer(xsum, self.shift_y)
-        return self
 
     def finalize(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(Sxx, Sxy, mean_x, mean_y)``: centered cross-products and the means."""

@@ -80,9 +80,9 @@ class StandardizedSource:
 
     def blocks(self, order: Sequence[int] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for x, y in self.source.blocks(order):
-            if np.isnan(x).any() or np.isnan(y).any():
+            if not (np.isfinite(x).all() and np.isfinite(y).all()):
                 raise ModelError(
-                    "the training data have missing values (NaN); impute or drop them before training"
+                    "the training data have missing (NaN) or infinite values; impute or drop them before training"
                 )
             yield (np.asarray(self._fx(x), dtype=self.dtype), np.asarray(self._fy(y), dtype=self.dtype))
 
