@@ -65,10 +65,15 @@ def _load_dataset(data: str, landmarks: str | None, allow_missing: bool, sample_
     if not landmarks:
         raise DgexError("--landmarks is required with --data FILE (a LINCS gene-info file, an L1000 GCT/GCTX, "
                         "or one id per line)")
-    from .io import read
+    from .io import read, sniff
     from .landmarks import read_landmarks
 
-    m = read(data)
+    lm_list = read_landmarks(landmarks)
+    if sniff(data) in ("csv", "tsv", "parquet"):  # let the landmark ids decide the table's orientation
+        ids = {i for kind in lm_list.kinds for i in lm_list.ids(kind) if i}
+        m = read(data, landmark_ids=ids)
+    else:
+        m = read(data)
     if sample_sheet:
         from .io.sheets import read_sample_sheet
         from .matrix import ExpressionMatrix
@@ -76,7 +81,7 @@ def _load_dataset(data: str, landmarks: str | None, allow_missing: bool, sample_
         sheet = read_sample_sheet(sample_sheet)
         m = ExpressionMatrix(m.values, m.sample_ids, m.gene_ids, sheet.reindex(m.sample_ids), m.gene_meta,
                              m.provenance)
-    ds = Dataset.from_matrix(m, read_landmarks(landmarks), allow_missing=allow_missing)
+    ds = Dataset.from_matrix(m, lm_list, allow_missing=allow_missing)
     if ds.coverage is not None:
         print(ds.coverage.summary(), file=sys.stderr)
     return ds, Path(data).name
