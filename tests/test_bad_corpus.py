@@ -17,7 +17,7 @@ from dgex_core.errors import DataFormatError
 from dgex_core.io import read
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
-ROWS = list(csv.DictReader(open(BAD / "expected.tsv"), delimiter="\t"))
+ROWS = list(csv.DictReader((BAD / "expected.tsv").read_text().splitlines(), delimiter="\t"))
 
 
 def _words(row) -> list[str]:
