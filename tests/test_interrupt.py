@@ -61,3 +61,36 @@ def test_killed_training_resumes_to_the_same_result(tmp_path, sig):
                     strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
     assert resumed.metrics["test"]["mean_mae"] == pytest.approx(whole.metrics["test"]["mean_mae"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_killed_predict_leaves_no_output_that_looks_complete(tmp_path):
+    from dgex_core.io.gctx import GCTXWriter
+    from dgex_core.matrix import ExpressionMatrix
+    from dgex_core.models.linear import LinearModel
+    from dgex_core.store import save_run
+    from dgex_core.training import train_run
+
+    from .models.test_linear import _data
+
+    ds = _data(n=300, p=20, t=30, seed=41)
+    save_run(train_run(ds, LinearModel(), "lin"), tmp_path / "runs")
+    rng = np.random.default_rng(0)
+    with GCTXWriter(tmp_path / "big.gctx", ds.landmark_ids) as w:
+        for b in range(40):
+            ids = [f"P{b}_{i}" for i in range(5000)]
+            w.append(ExpressionMatrix(rng.normal(8, 2, (5000, 20)).astype(np.float32), ids, ds.landmark_ids))
+    out = tmp_path / "pred.gctx"
+    env = {**os.environ, "DGEX_RUNS_DIR": str(tmp_path / "runs")}
+    proc = subprocess.Popen([sys.executable, "-m", "dgex_core.cli", "predict", "lin", str(tmp_path / "big.gctx"),
+                             "-o", str(out), "--block-size", "200"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".pred.gctx*")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.5)
+    assert proc.poll() is None, "prediction finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not out.exists()  # only a hidden temporary file may remain, never pred.gctx
+    assert all(p.name.startswith(".pred.gctx") for p in tmp_path.iterdir() if "pred" in p.name)
