@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .errors import DgexError
 
@@ -275,6 +277,68 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _cmd_explain(args) -> int:
+    import pandas as pd
+
+    from . import explain
+    from .store import load_run
+
+    run = load_run(Path(args.runs_dir) / args.run if not Path(args.run).is_dir() else args.run)
+    source = args.data or run.config.get("dataset", {}).get("name", "")
+    if not args.data and not str(source).startswith("demo"):
+        raise DgexError(f"run {run.name} was trained on {source}; give --data with the samples to explain it on")
+    if str(source).startswith("demo"):
+        ds, _ = _load_dataset(source, None, False)
+    else:
+        from .dataset import Dataset
+        from .io import read
+
+        m = read(source)
+        ds = Dataset.from_matrix(m, list(run.model.landmark_ids_), allow_missing=False)
+    target = args.target
+    if target not in set(run.model.target_ids_):
+        # a symbol: look it up in the dataset's target metadata
+        meta = ds.target_meta
+        cols = [c for c in meta.columns if str(c).lower() in ("symbol", "pr_gene_symbol", "gene_symbol", "description")]
+        hits = [g for c in cols for g in meta.index[meta[c].astype(str).str.upper() == target.upper()]]
+        if not hits:
+            raise DgexError(f"{target} is neither a target id of run {run.name} nor a target symbol in the data")
+        target = hits[0]
+    pos = ds.landmark_ids.get_indexer(run.model.landmark_ids_)
+    X = ds.landmarks[:, pos]
+    if args.samples and ds.n_samples > args.samples:
+        X = X[np.random.default_rng(0).choice(ds.n_samples, args.samples, replace=False)]
+    method = "integrated_gradients" if args.method == "ig" else "gradient"
+    kw = {"statistic": "mean_abs"} if method == "integrated_gradients" else {}
+    attr = explain.attributions(run.model, X, method=method, targets=[target], **kw)[target]
+    table = pd.DataFrame({"attribution": attr})
+    if "symbol" in ds.landmark_meta:
+        table.insert(0, "symbol", ds.landmark_meta["symbol"].reindex(table.index).to_numpy())
+    if run.family != "linear":
+        table["abs_rank"] = table["attribution"].abs().rank(ascending=False, method="first").astype(int)
+    if args.group_by:
+        if args.group_by not in ds.sample_meta:
+            raise DgexError(f"no sample-metadata column {args.group_by!r}; columns: {list(ds.sample_meta.columns)}")
+        if args.samples and ds.n_samples > args.samples:
+            raise DgexError("--group-by uses every sample; leave out --samples")
+        by = explain.group_attributions(run.model, X, ds.sample_meta[args.group_by].astype(str).to_numpy(),
+                                        method=method, targets=[target], **kw)
+        for g, frame in by.items():
+            table[f"{args.group_by}={g}"] = frame[target].reindex(table.index).to_numpy()
+        score = explain.context_dependence(by)[target]
+        print(f"context dependence of {target} across {len(by)} {args.group_by} groups: {score:.3f}")
+    table = table.reindex(table["attribution"].abs().sort_values(ascending=False).index)
+    out = Path(args.output)
+    from ._atomic import atomic_path
+
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, sep="\t" if out.suffix == ".tsv" else ",", index_label="landmark")
+    top = ", ".join(f"{i} ({v:+.3f})" for i, v in table["attribution"].head(5).items())
+    print(f"{target} in run {run.name} ({run.family}, {method}, standardized units): top landmarks {top}; "
+          f"table written to {out}")
+    return 0
+
+
 def _cmd_fetch(args) -> int:
     from . import fetch
 
@@ -373,6 +437,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("run_b", help="run compared with it")
     c.add_argument("--per-gene", help="write both runs' per-gene errors to this CSV/TSV")
     c.set_defaults(func=_cmd_compare)
+
+    x = sub.add_parser("explain", parents=[runs_dir],
+                       help="which landmarks drive a target: network attributions or linear weights")
+    x.add_argument("run", help="run name (in --runs-dir) or run folder")
+    x.add_argument("--target", required=True, help="target gene id or symbol")
+    x.add_argument("--data", help="samples to explain on (default: the run's demo data)")
+    x.add_argument("--method", choices=["gradient", "ig"], default="gradient",
+                   help="mean input gradient (default) or integrated gradients (mean |IG|) against the training mean")
+    x.add_argument("--group-by", help="also per group of this sample-metadata column, with a context-dependence score")
+    x.add_argument("--samples", type=int, help="explain on a random subset of this many samples")
+    x.add_argument("-o", "--output", required=True, help="CSV/TSV table: one row per landmark")
+    x.set_defaults(func=_cmd_explain)
 
     f = sub.add_parser("fetch", help="download public data into the cache (see --list)")
     f.add_argument("name", nargs="?", help="a source name from --list, or geo:GSEnnnnn")

@@ -166,3 +166,26 @@ def test_lincs_workflow_on_real_files(tmp_path, env, real_dir):
     assert np.isfinite(m.values).all()
     plate_m = read(plate)
     np.testing.assert_array_equal(m.subset(genes=plate_m.gene_ids[:5]).values, plate_m.values[:, :5])
+
+
+def test_explain_a_target_with_groups(tmp_path, env):
+    cfg = tmp_path / "mlp.json"
+    cfg.write_text('{"mlp": {"hidden": [64], "max_epochs": 3}}')
+    dgex("train", "--data", "demo:1500x80", "--model", "mlp", "--config", cfg, "--name", "net", env_extra=env)
+    dgex("train", "--data", "demo:1500x80", "--model", "linear", "--name", "lin", env_extra=env)
+    out = dgex("explain", "net", "--target", "TG00003", "--group-by", "tissue", "-o", tmp_path / "a.csv",
+               env_extra=env)
+    assert "context dependence of TG00003" in out.stdout and "top landmarks LM" in out.stdout
+    table = pd.read_csv(tmp_path / "a.csv", index_col=0)
+    assert table.shape[0] == 978 and any(c.startswith("tissue=") for c in table.columns)
+    assert table["attribution"].abs().is_monotonic_decreasing
+    # for a linear run the attribution is its standardized coefficient
+    dgex("explain", "lin", "--target", "TG00003", "-o", tmp_path / "l.csv", env_extra=env)
+    from dgex_core.store import load_run
+
+    lin = load_run(Path(env["DGEX_RUNS_DIR"]) / "lin")
+    got = pd.read_csv(tmp_path / "l.csv", index_col=0)["attribution"]
+    np.testing.assert_allclose(got.sort_index(), lin.model.coefficients().drop(index="(intercept)")["TG00003"].sort_index(),
+                               rtol=1e-6, atol=1e-9)
+    out = dgex("explain", "lin", "--target", "NOPE", "-o", tmp_path / "n.csv", env_extra=env, check=False)
+    assert out.returncode == 1 and "NOPE" in out.stderr
