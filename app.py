@@ -11,7 +11,7 @@ import streamlit as st
 
 from pages._common import init_state, runs
 
-st.set_page_config(page_title="dgex", page_icon="🧬", layout="wide")
+st.set_page_config(page_title="dgex", page_icon=":material/genetics:", layout="wide")
 init_state()
 
 with st.sidebar:
@@ -30,11 +30,11 @@ with st.sidebar:
         st.caption("none yet: train or load one on the Train page")
 
 nav = st.navigation([
-    st.Page("pages/data.py", title="Data", icon="🗂️", default=True),
-    st.Page("pages/train.py", title="Train", icon="🏋️"),
-    st.Page("pages/errors.py", title="Errors", icon="📉"),
-    st.Page("pages/coefficients.py", title="Coefficients", icon="🧮"),
-    st.Page("pages/predict.py", title="Predict", icon="🔮"),
+    st.Page("pages/data.py", title="Data", icon=":material/dataset:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/errors.py", title="Errors", icon=":material/bar_chart:"),
+    st.Page("pages/coefficients.py", title="Coefficients", icon=":material/grid_on:"),
+    st.Page("pages/predict.py", title="Predict", icon=":material/output:"),
 ])
 
 nav.run()

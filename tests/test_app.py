@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from dgex_core import appstate
 from dgex_core.demo import DemoConfig, load_demo
+from dgex_core.errors import DatasetError
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 SIZE = "1500x200"
@@ -129,6 +131,11 @@ def test_file_with_missing_landmarks_needs_consent(env, tmp_path):
     assert at.session_state["dataset_label"] == "table.csv"
     assert {m.label: m.value for m in at.metric}["Landmark coverage"] == "900 of 978"
     assert "batch" in at.dataframe[-1].value.columns
+    # back on the Data page later, the file in use is still shown
+    goto(at, "train")
+    goto(at, "data")
+    assert at.radio(key="data_source").value == "A file"
+    assert any("Current dataset: table.csv" in s.value for s in at.success)
 
 
 def test_demo_workflow_train_errors_coefficients_predict(env, tmp_path):
@@ -137,6 +144,10 @@ def test_demo_workflow_train_errors_coefficients_predict(env, tmp_path):
     knn = train(at, "knn")
     assert lin == "demo-1500x200-linear" and knn == "demo-1500x200-knn"
     assert (env / "runs" / lin / "checksums.json").exists()
+    table = at.dataframe[-1].value
+    assert table["run"].tolist() == [lin, knn]
+    assert {"test MAE", "noise floor", "x floor", "x floor, non-linear targets"} <= set(table.columns)
+    assert (table["x floor"] > 1).all()  # nothing beats the noise floor
     # the shared sidebar lists the session's runs (AppTest keeps the sidebar of the first page only)
     side = AppTest.from_file(str(APP), default_timeout=120)
     side.session_state["runs"] = at.session_state["runs"]
@@ -201,8 +212,17 @@ def test_demo_workflow_train_errors_coefficients_predict(env, tmp_path):
     np.testing.assert_allclose(got.to_numpy(dtype=float)[:40], expect[:, 0], rtol=1e-4, atol=1e-4)
     assert at.get("download_button")[0].proto.label.startswith(f"Download {lin}_predictions.csv")
 
+    # profiles without all the run's landmarks: said plainly, nothing to download
+    short = tmp_path / "short.csv"
+    plate.iloc[:, :500].to_csv(short)
+    at.text_input(key="pred_path").set_value(str(short)).run()
+    assert not at.exception, at.exception
+    assert any("478 of the run's 978 landmarks are not in this file" in e.value for e in at.error)
+    assert not at.get("download_button")
 
-def test_mlp_trains_in_the_background_with_an_epoch_curve(env):
+
+def test_mlp_trains_in_the_background_with_an_epoch_curve(env, monkeypatch):
+    monkeypatch.setenv("DGEX_DEMO_SIZE", "600x50")
     at = open_app()
     goto(at, "train")
     at.selectbox(key="train_family").set_value("mlp").run()
@@ -235,7 +255,10 @@ def test_uploads_go_to_a_private_folder_per_session(tmp_path):
     a, b = appstate.new_session_dir(), appstate.new_session_dir()
     assert a != b
     p = appstate.save_upload(a, "../../etc/my file.gct", b"#1.2\n")
-    assert p.parent == a and p.name.endswith("my_file.gct") and p.read_bytes() == b"#1.2\n"
+    assert p.parent.parent == a and p.name == "my_file.gct" and p.read_bytes() == b"#1.2\n"
+    assert appstate.save_upload(b, "my file.gct", b"other").parent.parent == b
+    for d in (a, b):
+        shutil.rmtree(d)
 
 
 def test_cluster_order_groups_similar_rows():
@@ -246,3 +269,27 @@ def test_cluster_order_groups_similar_rows():
     assert sorted(order) == list(range(8))
     groups = [i % 2 for i in order]
     assert groups in ([0] * 4 + [1] * 4, [1] * 4 + [0] * 4)
+
+
+def test_gene_search_matches_ids_and_symbols_exact_first():
+    per_gene = pd.DataFrame({"mae": [1, 2, 3]}, index=["G1", "G10", "G2"])
+    meta = pd.DataFrame({"Description": ["TP53", "TP53BP1", "EGFR"]}, index=["G1", "G10", "G2"])
+    assert appstate.find_genes("tp53", per_gene, meta) == ["G1", "G10"]
+    assert appstate.find_genes("g1", per_gene, None) == ["G1", "G10"]
+    assert appstate.find_genes("egfr", per_gene, meta) == ["G2"]
+    assert appstate.find_genes("nothing", per_gene, meta) == []
+
+
+def test_test_predictions_remake_a_grouped_split(env):
+    data = load_demo(DemoConfig(n_samples=400, n_targets=30)).dataset()
+    job = appstate.TrainingJob(data, appstate.make_model("knn"), "grouped", runs_root=env / "runs",
+                               split_args={"val": 0.15, "test": 0.2, "seed": 4, "group_by": "tissue"})
+    job.start().join(60)
+    assert job.error is None
+    measured, pred = appstate.test_predictions(job.run, data)
+    split = data.split(0.15, 0.2, 4, "tissue")
+    assert list(measured.index) == list(split.test.sample_ids)
+    assert pred.shape == measured.shape == (split.test.n_samples, 30)
+    other = load_demo(DemoConfig(n_samples=300, n_targets=30)).dataset()
+    with pytest.raises(DatasetError, match="Data page"):
+        appstate.test_predictions(job.run, other)

@@ -1,0 +1,142 @@
+"""Data: choose the dataset (built-in demo, an upload, a path on the server) and its
+landmark list; see shape, landmark coverage, values and samples; choose the split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.express as px
+import streamlit as st
+
+from dgex_core import appstate
+from dgex_core.dataset import Dataset
+from dgex_core.errors import DgexError
+from dgex_core.landmarks import match_landmarks
+from pages._common import current_demo, current_demo_dataset, landmarks_at, matrix_at, session_dir
+
+ss = st.session_state
+st.title("Data")
+st.caption("Pick the expression compendium to learn from and the landmark genes that are the model's inputs.")
+
+FORMATS = ["gct", "gctx", "csv", "tsv", "txt", "parquet", "h5ad", "gz", "h5"]
+
+
+def file_source(label: str, key: str, types: list[str] | None) -> Path | None:
+    """An uploaded file (saved to this session's folder) or a server path; None until given."""
+    how = st.radio(f"{label} from", ["Upload", "Path on the server"], horizontal=True, key=f"{key}_how")
+    if how == "Upload":
+        up = st.file_uploader(label, type=types, key=f"{key}_upload")
+        return None if up is None else appstate.save_upload(session_dir(), up.name, up.getvalue())
+    text = st.text_input(f"{label}: path on the server", key=f"{key}_path")
+    if not text:
+        return None
+    p = Path(text).expanduser()
+    if not p.is_file():
+        st.error(f"{p}: no such file")
+        return None
+    return p
+
+
+source = st.radio("Dataset", ["Built-in demo", "A file"], index=0 if ss.get("is_demo", True) else 1,
+                  horizontal=True, key="data_source")
+
+dataset, label, key = None, None, None
+if source == "Built-in demo":
+    demo = current_demo()
+    st.info("A **synthetic** compendium that looks like log2 microarray data, with a known noise floor per "
+            "target gene; its own 978 landmarks are the inputs.")
+    st.code(demo.describe(), language=None)
+    dataset = current_demo_dataset()
+    cfg = demo.config
+    label, key = f"demo-{cfg.n_samples}x{cfg.n_targets}", f"demo:{cfg.key()}"
+else:
+    data_path = file_source("Expression file (GCT, GCTX, CSV/TSV, Parquet, h5ad)", "data_file", None)
+    matrix = None
+    if data_path is not None:
+        try:
+            matrix = matrix_at(data_path)
+        except DgexError as e:
+            st.error(appstate.plain_message(e, data_path))
+    lm_path = file_source("Landmark list (an L1000 GCT/GCTX, a LINCS gene-info file, one id per line)",
+                          "landmark_file", None)
+    if matrix is not None and lm_path is not None:
+        try:
+            landmarks = landmarks_at(lm_path)
+            cov = match_landmarks(landmarks, matrix.gene_ids, matrix.gene_meta)
+        except DgexError as e:
+            st.error(appstate.plain_message(e, lm_path))
+            st.stop()
+        st.subheader("Landmark coverage")
+        st.write(cov.summary())
+        allow = False
+        if cov.missing:
+            with st.expander(f"{len(cov.missing)} missing landmarks"):
+                st.dataframe({"missing landmark": cov.missing}, hide_index=True)
+            allow = st.checkbox(f"Proceed with the {cov.n_present} present landmarks", key="allow_missing")
+            if not allow:
+                st.warning("Some landmarks are missing: tick the box to proceed with the present ones.")
+        if not cov.missing or allow:
+            try:
+                dataset = Dataset.from_matrix(matrix, landmarks, allow_missing=allow)
+            except DgexError as e:
+                st.error(appstate.plain_message(e, data_path))
+            label, key = Path(data_path).name, f"file:{data_path}:{lm_path}:{allow}"
+    elif matrix is not None:
+        st.caption(f"{matrix.n_samples:,} samples x {matrix.n_genes:,} genes read; now the landmark list.")
+    elif data_path is None:
+        st.caption("Upload a file or give a path to continue.")
+
+if dataset is None:
+    if ss.get("is_demo", True):
+        st.stop()
+    dataset, label, key = ss["dataset"], ss["dataset_label"], ss["dataset_key"]  # the file in use
+
+if ss.get("dataset_key") != key:
+    if st.button(f"Use {label}", type="primary", key="use_dataset"):
+        ss["dataset"], ss["dataset_label"], ss["dataset_key"] = dataset, label, key
+        ss["is_demo"] = source == "Built-in demo"
+        g = ss["split_args"].get("group_by")
+        if g is not None and g not in dataset.sample_meta:
+            ss["split_args"] = {**ss["split_args"], "group_by": None}
+        st.rerun()
+    st.caption("Not the current dataset yet.")
+else:
+    st.success(f"Current dataset: {label}")
+
+c = st.columns(4)
+c[0].metric("Samples", f"{dataset.n_samples:,}")
+c[1].metric("Landmarks (inputs)", f"{dataset.n_landmarks:,}")
+c[2].metric("Targets (outputs)", f"{dataset.n_targets:,}")
+cov = dataset.coverage
+c[3].metric("Landmark coverage", "n/a" if cov is None else f"{cov.n_present} of {cov.n_requested}")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Value distribution")
+    fig = px.histogram(x=appstate.dataset_values(dataset), nbins=80, labels={"x": "expression"})
+    fig.update_layout(yaxis_title="values", height=320, margin=dict(t=10))
+    st.plotly_chart(fig, key="value_hist")
+with right:
+    st.subheader("Sample metadata")
+    meta = dataset.sample_meta
+    if meta.shape[1]:
+        st.dataframe(meta.head(500), height=320)
+    else:
+        st.caption("This file has no sample metadata.")
+
+st.subheader("Split")
+st.caption("Train / validation / test, made before anything is fitted; settings are chosen on validation, "
+           "the test samples are scored once.")
+sa = ss["split_args"]
+columns = [None, *[c for c in dataset.sample_meta.columns if dataset.sample_meta[c].nunique() < dataset.n_samples]]
+s = st.columns(4)
+val = s[0].number_input("Validation fraction", 0.0, 0.5, float(sa["val"]), 0.05, key="split_val")
+test = s[1].number_input("Test fraction", 0.01, 0.5, float(sa["test"]), 0.05, key="split_test")
+seed = s[2].number_input("Seed", 0, 2**31 - 1, int(sa["seed"]), key="split_seed")
+gb = sa.get("group_by")
+group_by = s[3].selectbox("Keep groups together", columns, index=columns.index(gb) if gb in columns else 0,
+                          format_func=lambda c: "(no grouping)" if c is None else c, key="split_group")
+ss["split_args"] = {"val": float(val), "test": float(test), "seed": int(seed), "group_by": group_by}
+n_test, n_val = round(test * dataset.n_samples), round(val * dataset.n_samples)
+st.caption(f"About {dataset.n_samples - n_test - n_val:,} train, {n_val:,} validation, {n_test:,} test samples"
+           + (f", whole '{group_by}' groups on one side" if group_by else ""))

@@ -1,0 +1,78 @@
+"""Predict: apply a run to landmark-only profiles (e.g. an L1000 plate); download the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.express as px
+import streamlit as st
+
+from dgex_core import appstate
+from dgex_core.errors import DgexError
+from pages._common import matrix_at, runs, session_dir
+
+ss = st.session_state
+st.title("Predict")
+st.caption("Infer every target of a run from measured landmarks, like the LINCS level-3 'INF' files.")
+if not runs():
+    st.info("No runs yet: train or load one on the Train page.")
+    st.stop()
+
+name = st.selectbox("Run", list(runs()), index=len(runs()) - 1, key="pred_run")
+run = runs()[name]
+how = st.radio("Profiles from", ["Upload", "Path on the server"], horizontal=True, key="pred_how")
+path = None
+if how == "Upload":
+    up = st.file_uploader("Landmark profiles (GCT, GCTX, CSV/TSV, Parquet, h5ad)", key="pred_upload")
+    if up is not None:
+        path = appstate.save_upload(session_dir(), up.name, up.getvalue())
+else:
+    text = st.text_input("Path on the server", key="pred_path")
+    if text:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            st.error(f"{path}: no such file")
+            path = None
+if path is None:
+    st.stop()
+
+try:
+    matrix = matrix_at(path)
+    preview = appstate.predict_preview(run, matrix)
+except DgexError as e:
+    st.error(appstate.plain_message(e, path))
+    st.stop()
+
+c = st.columns(3)
+c[0].metric("Samples", f"{preview.n_samples:,}")
+c[1].metric("Run's landmarks present", f"{preview.n_present} of {preview.n_needed}")
+if preview.missing:
+    st.error(f"{len(preview.missing)} of the run's {preview.n_needed} landmarks are not in this file "
+             f"(e.g. {preview.missing[:5]}); the model needs every landmark it was trained on.")
+    st.stop()
+if preview.ood is not None:
+    n_flag = int(preview.ood["ood_flag"].sum())
+    c[2].metric("Out of distribution", f"{n_flag} of {preview.n_samples}")
+    if n_flag:
+        st.warning(f"{n_flag} samples lie further from the training data than 99% of validation samples: "
+                   "their inferred values deserve less trust.")
+    fig = px.histogram(preview.ood.reset_index(names="sample"), x="ood_score", color="ood_flag", nbins=50,
+                       hover_data=["sample"])
+    fig.add_vline(x=1.0, line_dash="dash", line_color="grey")
+    fig.update_layout(height=300, margin=dict(t=10))
+    st.plotly_chart(fig, key="pred_ood")
+st.subheader("Preview (first samples, first inferred genes)")
+st.dataframe(preview.preview)
+
+fmt = st.selectbox("Format", ["csv", "parquet", "gct", "gctx"], key="pred_format")
+if st.button("Build the predictions file", type="primary", key="pred_build"):
+    try:
+        with st.spinner("Predicting..."):
+            out = appstate.predictions_file(run, matrix, session_dir() / "downloads", fmt)
+        ss["pred_file"] = {"name": out.name, "data": out.read_bytes(), "key": (name, str(path), fmt)}
+    except DgexError as e:
+        st.error(appstate.plain_message(e, path))
+built = ss.get("pred_file")
+if built is not None and built["key"] == (name, str(path), fmt):
+    st.download_button(f"Download {built['name']} ({len(built['data']) / 1e6:.1f} MB)", data=built["data"],
+                       file_name=built["name"], key="pred_download")

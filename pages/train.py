@@ -1,0 +1,113 @@
+"""Train: pick a model family and its settings, train in the background with live
+progress (and a Stop button), or load a saved run."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from dgex_core import appstate
+from dgex_core.errors import DgexError
+from pages._common import collect_job, runs
+
+ss = st.session_state
+st.title("Train")
+ds = ss["dataset"]
+sa = ss["split_args"]
+st.caption(f"On **{ss['dataset_label']}** ({ds.n_samples:,} samples, {ds.n_landmarks:,} landmarks -> "
+           f"{ds.n_targets:,} targets); split val {sa['val']:.2f} / test {sa['test']:.2f}, seed {sa['seed']}"
+           + (f", grouped by {sa['group_by']}" if sa.get("group_by") else "") + " (change it on the Data page).")
+
+LABELS = {"linear": "Linear regression (ridge, the LINCS baseline)", "knn": "KNN-GE",
+          "mlp": "D-GEX network (PyTorch)"}
+job = ss.get("job")
+busy = job is not None and not job.done
+
+tab_new, tab_load = st.tabs(["Train a model", "Load a saved run"])
+with tab_new:
+    family = st.selectbox("Model family", list(LABELS), format_func=LABELS.get, key="train_family")
+    settings: dict = {}
+    if family == "linear":
+        st.caption("Ridge strength chosen on the validation samples from a grid (one eigendecomposition).")
+        settings["alphas"] = "auto"
+    elif family == "knn":
+        c = st.columns(2)
+        settings["metric"] = c[0].selectbox("Distance", ["euclidean", "correlation"], key="knn_metric")
+        c[1].caption("k chosen on validation from 1, 3, 5, 10, 20, 40.")
+        settings["k_grid"] = "auto"
+    else:
+        c = st.columns(5)
+        settings["width"] = c[0].number_input("Hidden width", 10, 10000, 1000, 100, key="mlp_width")
+        settings["layers"] = c[1].number_input("Hidden layers", 1, 3, 1, key="mlp_layers")
+        settings["max_epochs"] = c[2].number_input("Epochs", 1, 500, 30, key="mlp_epochs")
+        settings["dropout"] = c[3].slider("Dropout", 0.0, 0.9, 0.3, 0.05, key="mlp_dropout")
+        settings["activation"] = c[4].selectbox("Activation", ["relu", "tanh", "sigmoid"], key="mlp_activation")
+    default_name = appstate.unique_run_name(f"{ss['dataset_label']}-{family}", runs())
+    name = st.text_input("Run name", default_name, key=f"train_name_{default_name}")
+    if st.button("Train", type="primary", disabled=busy, key="train_start"):
+        try:
+            model = appstate.make_model(family, **settings)
+            ss["job"] = appstate.TrainingJob(ds, model, name, split_args=dict(sa), runs_root=appstate.runs_dir(),
+                                            dataset_name=ss["dataset_label"]).start()
+            ss.setdefault("run_dataset", {})[name] = ss["dataset_key"]
+            st.rerun()
+        except DgexError as e:
+            st.error(str(e))
+
+with tab_load:
+    saved = appstate.saved_runs()
+    if saved.empty:
+        st.caption(f"No saved runs in {appstate.runs_dir()} yet.")
+    else:
+        st.dataframe(saved.drop(columns=["status"]), hide_index=True)
+        pick = st.selectbox("Run", saved["name"].tolist(), key="load_pick")
+        if st.button("Load", key="load_run"):
+            try:
+                ss["runs"][pick] = appstate.load_saved_run(pick)
+                st.success(f"Loaded {pick}")
+                st.rerun()
+            except DgexError as e:
+                st.error(str(e))
+
+
+def progress_panel() -> None:
+    job = ss.get("job")
+    if job is None:
+        return
+    hist = job.poll()
+    st.subheader(f"Run {job.name}")
+    if not job.done:
+        c = st.columns([3, 1])
+        if "epoch" in hist:
+            last = hist.iloc[-1]
+            c[0].progress(min(1.0, last["step"] / last["total"]),
+                          text=f"epoch {int(last['epoch'])} of {int(last['total'])} · val MAE "
+                               f"{last['val_mae']:.4f} (best {last['best_val_mae']:.4f}) · {job.elapsed:.0f} s")
+        else:
+            c[0].progress(0.0, text=f"fitting… {job.elapsed:.0f} s")
+        if c[1].button("Stop", disabled=job.stopping, key="train_stop"):
+            job.stop()
+    if "epoch" in hist and len(hist):
+        fig = go.Figure()
+        fig.add_scatter(x=hist["epoch"], y=hist["train_loss"], name="train loss", mode="lines+markers")
+        fig.add_scatter(x=hist["epoch"], y=hist["val_mae"], name="validation MAE", mode="lines+markers")
+        fig.update_layout(xaxis_title="epoch", height=320, margin=dict(t=10))
+        st.plotly_chart(fig, key="train_curve")
+    if job.done:
+        if job.error:
+            st.error(job.error)
+        else:
+            test = job.run.metrics.get("test", {})
+            st.success(f"Run {job.name} ({job.run.family}) trained in {job.elapsed:.1f} s and saved to "
+                       f"{appstate.runs_dir() / job.name}"
+                       + (f"; test MAE {test['mean_mae']:.4f}" if "mean_mae" in test else ""))
+        if not job.collected:
+            collect_job()
+            st.rerun()
+
+
+st.fragment(progress_panel, run_every=0.7 if busy else None)()
+
+if runs():
+    st.subheader("Runs in this session")
+    st.dataframe(appstate.runs_table(runs()), hide_index=True)

@@ -1,0 +1,188 @@
+"""The dashboard in a real browser: ``streamlit run app.py`` driven by headless Chromium.
+
+Walks every page on a small demo (upload of a malformed file, train a linear model,
+errors, coefficients, predict and a download) and saves a screenshot of each page to
+``docs/screenshots/<page>.png``. Skips when Chromium or Playwright is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parents[1]
+SHOTS = REPO / "docs" / "screenshots"
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is not installed (Debian's chromium drives the browser test)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+if shutil.which("streamlit", path=str(Path(sys.executable).parent)) is None:
+    pytest.skip("streamlit is not installed beside this Python", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser")
+    port = _free_port()
+    env = {**os.environ, "DGEX_DEMO_SIZE": "1500x200", "DGEX_DATA_DIR": str(tmp / "data"),
+           "DGEX_RUNS_DIR": str(tmp / "runs")}
+    with open(tmp / "streamlit.log", "w") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "streamlit"), "run", "app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(120):
+                try:
+                    if urllib.request.urlopen(url + "/_stcore/health", timeout=1).status == 200:
+                        break
+                except OSError:
+                    time.sleep(0.25)
+            else:
+                pytest.fail("streamlit did not start: " + (tmp / "streamlit.log").read_text()[-2000:])
+            yield url, tmp
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.set_default_timeout(60_000)
+        yield pg
+        browser.close()
+
+
+def _settle(page) -> None:
+    """Wait until Streamlit has finished running the script."""
+    page.wait_for_timeout(300)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+
+
+def _goto(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=title).first.wait_for()
+    _settle(page)
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_every_page_in_a_browser(server, page, tmp_path):
+    url, tmp = server
+    page.goto(url)
+    page.get_by_role("heading", name="Data").first.wait_for()
+    page.get_by_text("Landmark coverage").first.wait_for()
+    _settle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert "demo-1500x200" in sidebar.inner_text()
+    assert "978 of 978" in page.inner_text("body")
+    _shot(page, "data")
+    _shot(page, "home")  # the README's picture of the first page
+
+    # a malformed upload: the reader's message, and the app stays usable
+    bad = tmp_path / "bad.gct"
+    bad.write_text("#1.2\n2\t2\nName\tDescription\tS1\tS2\nG1\tx\t1.0\thigh\nG2\ty\t2.0\t3.0\n")
+    page.get_by_text("A file", exact=True).click()
+    _settle(page)
+    page.locator('input[type="file"]').first.set_input_files(str(bad))
+    page.get_by_text("bad.gct: line 4, column 4: 'high' is not a number").first.wait_for()
+    assert "dgex-session" not in page.inner_text("body")  # the private temp folder is not shown
+    _settle(page)
+    _shot(page, "data_error")
+    page.get_by_text("Built-in demo", exact=True).click()
+    _settle(page)
+
+    _goto(page, "Train")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("trained in").first.wait_for(timeout=90_000)
+    _settle(page)
+    assert "demo-1500x200-linear (linear)" in sidebar.inner_text()
+    _shot(page, "train")
+
+    # the network: live epoch counter and curve while it trains in the background
+    page.get_by_label("Model family").click()
+    page.get_by_role("option", name="D-GEX network (PyTorch)").click()
+    _settle(page)
+    page.get_by_label("Hidden width").fill("64")
+    page.get_by_label("Epochs").fill("300")
+    page.get_by_label("Epochs").press("Enter")
+    _settle(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    try:
+        page.get_by_text(re.compile(r"epoch \d+ of 300")).first.wait_for(timeout=60_000)
+    finally:
+        _shot(page, "train_mlp")
+    page.locator(".js-plotly-plot").first.wait_for()
+    _shot(page, "train_mlp")  # the curve while it trains
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("trained in").first.wait_for(timeout=90_000)
+    _settle(page)
+    assert "demo-1500x200-mlp (mlp)" in sidebar.inner_text()
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert "validation MAE" in page.inner_text("body")
+
+    _goto(page, "Errors")
+    page.get_by_text("Per-gene error on the test samples").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert "noise floor" in page.inner_text("body")
+    _shot(page, "errors")
+
+    _goto(page, "Coefficients")
+    page.get_by_text("The strongest weights, clustered").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert "Download the coefficient table" in page.inner_text("body")
+    _shot(page, "coefficients")
+
+    import pandas as pd
+
+    from dgex_core import appstate
+    from dgex_core.demo import load_demo
+
+    os.environ.setdefault("DGEX_DATA_DIR", str(tmp / "data"))
+    demo = load_demo(appstate.demo_config("1500x200"), cache_dir=tmp / "data" / "demo")
+    plate = tmp_path / "plate.csv"
+    pd.DataFrame(demo.landmark_values[:30], index=[f"P{i}" for i in range(30)], columns=demo.landmark_ids).to_csv(plate)
+    _goto(page, "Predict")
+    page.locator('input[type="file"]').first.set_input_files(str(plate))
+    page.get_by_text("Preview (first samples, first inferred genes)").wait_for()
+    _settle(page)
+    assert "978 of 978" in page.inner_text("body")
+    page.get_by_role("button", name="Build the predictions file").click()
+    button = page.get_by_role("button", name=re.compile(r"Download demo-1500x200-mlp_predictions\.csv"))
+    button.wait_for()
+    _settle(page)
+    with page.expect_download() as dl:
+        button.click()
+    saved = tmp_path / "predictions.csv"
+    dl.value.save_as(saved)
+    assert "P29" in saved.read_text()
+    _shot(page, "predict")
