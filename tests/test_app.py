@@ -293,3 +293,42 @@ def test_test_predictions_remake_a_grouped_split(env):
     other = load_demo(DemoConfig(n_samples=300, n_targets=30)).dataset()
     with pytest.raises(DatasetError, match="Data page"):
         appstate.test_predictions(job.run, other)
+
+
+def test_two_sessions_at_once_never_see_each_other(env, tmp_path):
+    """Two browser sessions: one on its own file, one on the demo, training at the same time."""
+    from dgex_core.io import write
+    from dgex_core.matrix import ExpressionMatrix
+
+    rng = np.random.default_rng(5)
+    genes = [f"L{i}" for i in range(12)] + [f"T{j}" for j in range(8)]
+    own = write(ExpressionMatrix(rng.normal(8, 1, (200, 20)).astype(np.float32), [f"S{i}" for i in range(200)],
+                                 genes), tmp_path / "mine.gct")
+    lm = tmp_path / "lm.txt"
+    lm.write_text("\n".join(genes[:12]))
+    a, b = open_app(), open_app()
+    a.radio(key="data_source").set_value("A file").run()
+    a.radio(key="data_file_how").set_value("Path on the server").run()
+    a.radio(key="landmark_file_how").set_value("Path on the server").run()
+    a.text_input(key="data_file_path").set_value(str(own)).run()
+    a.text_input(key="landmark_file_path").set_value(str(lm)).run()
+    a.button(key="use_dataset").click().run()
+    assert not a.exception, a.exception
+    assert a.session_state["dataset"].n_landmarks == 12
+    assert b.session_state["dataset"].n_landmarks == 978  # b still on the demo
+    # both train at the same time, in their own background jobs
+    for at, family in ((a, "linear"), (b, "knn")):
+        goto(at, "train")
+        at.selectbox(key="train_family").set_value(family).run()
+        at.button(key="train_start").click().run()
+    assert a.session_state["job"] is not b.session_state["job"]
+    for at in (a, b):
+        at.session_state["job"].join(120)
+        at.run()
+        assert not at.exception, at.exception
+    runs_a, runs_b = set(a.session_state["runs"]), set(b.session_state["runs"])
+    assert runs_a and runs_b and not (runs_a & runs_b)
+    assert all(a.session_state["runs"][r].model.n_train_ < 200 for r in runs_a)
+    assert all(len(b.session_state["runs"][r].model.landmark_ids_) == 978 for r in runs_b)
+    assert b.session_state["dataset_label"] != a.session_state["dataset_label"]
+    assert b.session_state["dataset"].n_landmarks == 978  # a's file never reached b
