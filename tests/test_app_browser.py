@@ -7,6 +7,7 @@ errors, coefficients, predict and a download) and saves a screenshot of each pag
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -36,9 +37,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("browser")
+@contextlib.contextmanager
+def _streamlit(tmp: Path, *extra: str):
+    """``streamlit run app.py`` on a free loopback port; yields its URL."""
     port = _free_port()
     env = {**os.environ, "DGEX_DEMO_SIZE": "1500x200", "DGEX_DATA_DIR": str(tmp / "data"),
            "DGEX_RUNS_DIR": str(tmp / "runs")}
@@ -46,7 +47,7 @@ def server(tmp_path_factory):
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "streamlit"), "run", "app.py", "--server.port", str(port),
              "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
+             "--server.fileWatcherType", "none", *extra],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         url = f"http://127.0.0.1:{port}"
@@ -59,13 +60,20 @@ def server(tmp_path_factory):
                     time.sleep(0.25)
             else:
                 pytest.fail("streamlit did not start: " + (tmp / "streamlit.log").read_text()[-2000:])
-            yield url, tmp
+            yield url
         finally:
             proc.terminate()
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser")
+    with _streamlit(tmp) as url:
+        yield url, tmp
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +194,24 @@ def test_every_page_in_a_browser(server, page, tmp_path):
     dl.value.save_as(saved)
     assert "P29" in saved.read_text()
     _shot(page, "predict")
+
+
+def test_upload_ten_times_the_limit_is_refused_and_the_app_stays_usable(tmp_path):
+    """The limit comes from the server config (here 1 MB instead of 500 MB, to keep the
+    test small): a 10 MB file is refused in the page, and the demo stays in use."""
+    big = tmp_path / "big.gct"
+    big.write_bytes(b"#1.2\n" + b"x" * (10 * 2**20))
+    with _streamlit(tmp_path, "--server.maxUploadSize", "1") as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.set_default_timeout(60_000)
+        pg.goto(url)
+        pg.get_by_text("Landmark coverage").first.wait_for()
+        pg.get_by_text("A file", exact=True).click()
+        pg.locator('input[type="file"]').first.set_input_files(str(big))
+        pg.get_by_text(re.compile(r"must be 1(\.0)?\s*MB or smaller")).first.wait_for()
+        pg.get_by_text("Built-in demo", exact=True).click()
+        pg.get_by_text("978 of 978").first.wait_for()
+        assert "demo-1500x200" in pg.locator('[data-testid="stSidebar"]').inner_text()
+        browser.close()
