@@ -58,6 +58,7 @@ class _State:
     cut_after: dict[str, int] = field(default_factory=dict)  # path -> bytes, once
     ignore_range: bool = False
     stall_s: float = 0.0
+    trickle_s: float = 0.0  # pause between 64 KiB pieces of a body (a slow server)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -104,6 +105,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
+            return
+        if state.trickle_s:
+            for i in range(0, len(body), 65536):
+                self.wfile.write(body[i:i + 65536])
+                self.wfile.flush()
+                time.sleep(state.trickle_s)
             return
         self.wfile.write(body)
 
@@ -576,3 +583,28 @@ def test_dgex_fetch_command_downloads_lists_and_fails_cleanly(server, cache):
     assert listing.returncode == 0 and "lincs-gene-info" in listing.stdout and "geo:GSE" in listing.stdout
     down = _dgex("lincs-ols-weights", "--mirror", f"http://127.0.0.1:{_closed_port()}", "--cache-dir", cache)
     assert down.returncode == 1 and "cannot reach" in down.stderr and "Traceback" not in down.stderr
+
+
+def test_dgex_fetch_killed_midway_leaves_only_a_part_file_and_resumes(server, cache):
+    import signal
+    import subprocess
+    import sys
+
+    server.put(URL, PAYLOAD)
+    server.state.trickle_s = 0.2
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    code = ("import sys; from dgex_core.fetch import fetch, Source, RemoteFile; "
+            f"fetch(Source('test-blob', 'x', files=[RemoteFile({URL!r})]), {str(cache)!r}, mirror={server.url!r})")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    folder = cache / "test-blob"
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(p.suffix == ".part" and p.stat().st_size > 0
+                                             for p in (folder.iterdir() if folder.exists() else [])):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert _leftovers(folder) == ["blob.bin.part"]  # nothing under the final name
+    server.state.trickle_s = 0.0
+    paths = fetch(Source("test-blob", "x", files=[RemoteFile(URL)]), cache, mirror=server.url)
+    assert paths[0].read_bytes() == PAYLOAD
+    assert any(r and r.startswith("bytes=") for _, r in server.state.requests)  # it resumed
