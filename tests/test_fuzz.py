@@ -160,3 +160,16 @@ def test_valid_gct_cells_round_trip(tmp_path_factory, values):
     m = read(p)
     want = [np.nan if (isinstance(v, str) or np.isnan(v) or v == -666) else v for v in values]
     np.testing.assert_array_equal(m.values.T.ravel(), np.asarray(want, np.float32))
+
+
+@FUZZ
+@given(n_samples=st.integers(1, 6), n_genes=st.integers(1, 8), seed=st.integers(0, 10**6))
+def test_valid_series_matrix_reads_back_exactly(tmp_path_factory, n_samples, n_genes, seed):
+    m = _matrix(n_samples, n_genes, seed)
+    m = ExpressionMatrix(np.round(m.values.astype(np.float64), 4), m.sample_ids, m.gene_ids, m.sample_meta)
+    p = tmp_path_factory.mktemp("smv") / "GSE1_series_matrix.txt.gz"
+    p.write_bytes(gzip.compress(_series_matrix(m)))
+    back = read(p, dtype=np.float64)
+    assert back.sample_ids.tolist() == m.sample_ids.tolist() and back.gene_ids.tolist() == m.gene_ids.tolist()
+    np.testing.assert_array_equal(back.values, m.values)
+    assert back.sample_meta["tissue"].tolist() == m.sample_meta["tissue"].tolist()
