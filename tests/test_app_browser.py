@@ -93,6 +93,12 @@ def _settle(page) -> None:
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
 
 
+def _see(root, text: str) -> None:
+    """Wait until ``text`` is visible under ``root`` (a page or a locator): Streamlit renders
+    in steps, so reading the page at once can miss what arrives a moment later."""
+    root.get_by_text(text, exact=False).first.wait_for(state="visible", timeout=60_000)
+
+
 def _goto(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
     page.get_by_role("heading", name=title).first.wait_for()
@@ -111,8 +117,8 @@ def test_every_page_in_a_browser(server, page, tmp_path):
     page.get_by_text("Landmark coverage").first.wait_for()
     _settle(page)
     sidebar = page.locator('[data-testid="stSidebar"]')
-    assert "demo-1500x200" in sidebar.inner_text()
-    assert "978 of 978" in page.inner_text("body")
+    _see(sidebar, "demo-1500x200")
+    _see(page, "978 of 978")
     _shot(page, "data")
     _shot(page, "home")  # the README's picture of the first page
 
@@ -133,7 +139,7 @@ def test_every_page_in_a_browser(server, page, tmp_path):
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("trained in").first.wait_for(timeout=90_000)
     _settle(page)
-    assert "demo-1500x200-linear (linear)" in sidebar.inner_text()
+    _see(sidebar, "demo-1500x200-linear (linear)")
     _shot(page, "train")
 
     # the network: live epoch counter and curve while it trains in the background
@@ -154,20 +160,20 @@ def test_every_page_in_a_browser(server, page, tmp_path):
     page.get_by_role("button", name="Stop").click()
     page.get_by_text("trained in").first.wait_for(timeout=90_000)
     _settle(page)
-    assert "demo-1500x200-mlp (mlp)" in sidebar.inner_text()
+    _see(sidebar, "demo-1500x200-mlp (mlp)")
     page.locator(".js-plotly-plot").first.wait_for()
-    assert "validation MAE" in page.inner_text("body")
+    _see(page, "validation MAE")
 
     _goto(page, "Errors")
     page.get_by_text("Per-gene error on the test samples").wait_for()
     page.locator(".js-plotly-plot").first.wait_for()
-    assert "noise floor" in page.inner_text("body")
+    _see(page, "noise floor")
     _shot(page, "errors")
 
     _goto(page, "Coefficients")
     page.get_by_text("The strongest weights, clustered").wait_for()
     page.locator(".js-plotly-plot").first.wait_for()
-    assert "Download the coefficient table" in page.inner_text("body")
+    _see(page, "Download the coefficient table")
     _shot(page, "coefficients")
 
     import pandas as pd
@@ -183,7 +189,7 @@ def test_every_page_in_a_browser(server, page, tmp_path):
     page.locator('input[type="file"]').first.set_input_files(str(plate))
     page.get_by_text("Preview (first samples, first inferred genes)").wait_for()
     _settle(page)
-    assert "978 of 978" in page.inner_text("body")
+    _see(page, "978 of 978")
     page.get_by_role("button", name="Build the predictions file").click()
     button = page.get_by_role("button", name=re.compile(r"Download demo-1500x200-mlp_predictions\.csv"))
     button.wait_for()
@@ -196,15 +202,13 @@ def test_every_page_in_a_browser(server, page, tmp_path):
     _shot(page, "predict")
 
 
-def test_upload_ten_times_the_limit_is_refused_and_the_app_stays_usable(tmp_path):
+def test_upload_ten_times_the_limit_is_refused_and_the_app_stays_usable(tmp_path, page):
     """The limit comes from the server config (here 1 MB instead of 500 MB, to keep the
     test small): a 10 MB file is refused in the page, and the demo stays in use."""
     big = tmp_path / "big.gct"
     big.write_bytes(b"#1.2\n" + b"x" * (10 * 2**20))
-    with _streamlit(tmp_path, "--server.maxUploadSize", "1") as url, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with _streamlit(tmp_path, "--server.maxUploadSize", "1") as url:
+        pg = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})  # the module's browser
         pg.set_default_timeout(60_000)
         pg.goto(url)
         pg.get_by_text("Landmark coverage").first.wait_for()
@@ -213,5 +217,5 @@ def test_upload_ten_times_the_limit_is_refused_and_the_app_stays_usable(tmp_path
         pg.get_by_text(re.compile(r"must be 1(\.0)?\s*MB or smaller")).first.wait_for()
         pg.get_by_text("Built-in demo", exact=True).click()
         pg.get_by_text("978 of 978").first.wait_for()
-        assert "demo-1500x200" in pg.locator('[data-testid="stSidebar"]').inner_text()
-        browser.close()
+        _see(pg.locator('[data-testid="stSidebar"]'), "demo-1500x200")
+        pg.close()
