@@ -123,6 +123,13 @@ def _model_from_args(args):
         raise DgexError(f"bad model setting in {args.config or 'the command line'}: {e}") from None
 
 
+def _open_run(name: str, runs_dir: str):
+    """A run given by name (in ``runs_dir``) or by its folder."""
+    from .store import load_run
+
+    return load_run(name if Path(name).is_dir() else Path(runs_dir) / name)
+
+
 def _fmt(x, nd=4):
     return "-" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
 
@@ -205,10 +212,9 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from .store import load_run
     from .training import evaluate_external
 
-    run = load_run(Path(args.runs_dir) / args.run if not Path(args.run).is_dir() else args.run)
+    run = _open_run(args.run, args.runs_dir)
     if not args.data:
         if "test" not in run.metrics:
             raise DgexError(f"run {run.name} has no test-set metrics; give --data to score it on a dataset")
@@ -229,9 +235,8 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_predict(args) -> int:
     from .predict import predict_file
-    from .store import load_run
 
-    run = load_run(Path(args.runs_dir) / args.run if not Path(args.run).is_dir() else args.run)
+    run = _open_run(args.run, args.runs_dir)
     bar = _Bar("predict", "samples")
     try:
         s = predict_file(run, args.input, args.output, format=args.format, block_size=args.block_size,
@@ -258,9 +263,8 @@ def _cmd_runs(args) -> int:
 
 def _cmd_compare(args) -> int:
     from .evaluate import compare
-    from .store import load_run
 
-    runs = [load_run(Path(args.runs_dir) / r if not Path(r).is_dir() else r) for r in (args.run_a, args.run_b)]
+    runs = [_open_run(r, args.runs_dir) for r in (args.run_a, args.run_b)]
     a, b = runs
     if a.per_gene is None or b.per_gene is None:
         raise DgexError("both runs need per-gene test metrics")
@@ -281,9 +285,8 @@ def _cmd_explain(args) -> int:
     import pandas as pd
 
     from . import explain
-    from .store import load_run
 
-    run = load_run(Path(args.runs_dir) / args.run if not Path(args.run).is_dir() else args.run)
+    run = _open_run(args.run, args.runs_dir)
     source = args.data or run.config.get("dataset", {}).get("name", "")
     if not args.data and not str(source).startswith("demo"):
         raise DgexError(f"run {run.name} was trained on {source}; give --data with the samples to explain it on")
