@@ -403,15 +403,12 @@ def _parse_block(cells: list[list[str]], n_text: int, p: Path, first_line: int, 
         try:
             out = np.array(flat, dtype=np.float64)
         except ValueError:
-            _raise_first_bad_cell(cells, n_text, p, first_line)
-            raise  # unreachable: the line-by-line parser finds the cell
+            # cell by cell: names the first bad cell, or reads what numpy's bulk parser
+            # does not (a number wrapped in other whitespace, e.g. '\x1c8.2')
+            out = np.concatenate([parse_float_row(row[n_text:], p, first_line + k, n_text + 1, dtype=np.float64)
+                                  for k, row in enumerate(cells)])
     out[out == -666] = np.nan
     return out.reshape(len(cells), n).astype(dtype, copy=False)
-
-
-def _raise_first_bad_cell(cells: list[list[str]], n_text: int, p: Path, first_line: int) -> None:
-    for k, row in enumerate(cells):
-        parse_float_row(row[n_text:], p, first_line + k, n_text + 1)
 
 
 def _check_no_extra_rows(lines: TextLines, p: Path, header: _Header) -> None:

@@ -108,6 +108,15 @@ def test_read_gct_strips_blanks_around_ids_and_reads_crlf(tmp_path):
     assert list(m.sample_ids) == ["S1", "S2"] and m.shape == (2, 3)
 
 
+def test_read_gct_reads_a_number_wrapped_in_other_whitespace_as_python_does(tmp_path):
+    """numpy's bulk parser refuses '\x1c1.5' where float() reads 1.5; found by fuzzing: the
+    reader raised a bare ValueError instead of reading the value or a DataFormatError."""
+    m = read_gct(_write(tmp_path / "fs.gct", "#1.2\n1\t2\nName\tDescription\tS1\tS2\ng1\tx\t\x1c1.5\t2\n"))
+    np.testing.assert_array_equal(m.values, np.array([[1.5], [2.0]], dtype=np.float32))
+    with pytest.raises(DataFormatError, match="line 4, column 4: 'x' is not a number"):
+        read_gct(_write(tmp_path / "fs2.gct", "#1.2\n1\t2\nName\tDescription\tS1\tS2\ng1\tx\t1.5\t\x1cx\n"))
+
+
 def test_read_gct_reads_gzip_by_content(tmp_path):
     p = _write(tmp_path / "small.gct.gz", gzip.compress(GCT13.encode()))
     assert read_gct(p).equals(read_gct(_write(tmp_path / "plain.gct", GCT13)), meta=True)
