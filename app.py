@@ -34,6 +34,7 @@ nav = st.navigation([
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/errors.py", title="Errors", icon=":material/bar_chart:"),
     st.Page("pages/coefficients.py", title="Coefficients", icon=":material/grid_on:"),
+    st.Page("pages/interpret.py", title="Interpret", icon=":material/psychology:"),
     st.Page("pages/predict.py", title="Predict", icon=":material/output:"),
 ])
 

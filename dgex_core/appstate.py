@@ -36,6 +36,7 @@ __all__ = [
     "cluster_order",
     "demo_config",
     "error_long_table",
+    "explain_samples",
     "make_model",
     "new_session_dir",
     "predict_preview",
@@ -304,6 +305,53 @@ def test_predictions(run: Run, data: Dataset) -> tuple[pd.DataFrame, pd.DataFram
     pred = run.model.predict_dataset(split.test)
     measured = pd.DataFrame(split.test.targets, index=split.test.sample_ids, columns=split.test.target_ids)
     return measured[pred.columns], pred
+
+
+#: The sample sets a run can be explained on, with their labels.
+SAMPLE_SETS = {"test": "test samples (held out)", "val": "validation samples", "train": "training samples",
+               "all": "all samples of the current dataset"}
+
+
+def explain_samples(run: Run, data: Dataset, which: str = "test", max_samples: int | None = 2000,
+                    seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Landmarks of the samples to explain ``run`` on, and their metadata.
+
+    Parameters
+    ----------
+    which
+        ``"test"``, ``"val"`` or ``"train"``: that part of the run's own split of
+        ``data`` (checked to be the run's, see :func:`run_split`); ``"all"``: every
+        sample of ``data``, which may be another dataset with the run's landmarks.
+    max_samples
+        At most this many samples, a seeded random subset (None: all).
+
+    Returns
+    -------
+    landmarks
+        Samples x the run's landmarks (``landmark_ids_`` order, matched by id), original units.
+    sample_meta
+        Their metadata (same index).
+
+    Raises
+    ------
+    DatasetError
+        If ``data`` is not the run's dataset (for a split part) or lacks its landmarks.
+    """
+    if which not in SAMPLE_SETS:
+        raise ValueError(f"which must be one of {list(SAMPLE_SETS)}, got {which!r}")
+    part = data if which == "all" else getattr(run_split(run, data), which)
+    want = run.model.landmark_ids_
+    pos = part.landmark_ids.get_indexer(want)
+    if (pos < 0).any():
+        raise DatasetError(f"the current dataset lacks {int((pos < 0).sum())} of run {run.name!r}'s landmarks, "
+                           f"e.g. {want[pos < 0][:5].tolist()}: load the run's dataset on the Data page")
+    if part.n_samples == 0:
+        raise DatasetError(f"run {run.name!r} has no {SAMPLE_SETS[which]}: choose another sample set")
+    rows = np.arange(part.n_samples)
+    if max_samples is not None and part.n_samples > max_samples:
+        rows = np.sort(np.random.default_rng(seed).choice(part.n_samples, int(max_samples), replace=False))
+    X = pd.DataFrame(part.landmarks[rows][:, pos], index=part.sample_ids[rows], columns=want)
+    return X, part.sample_meta.iloc[rows]
 
 
 SYMBOL_COLUMNS = ("symbol", "pr_gene_symbol", "gene_symbol", "Symbol", "Description")

@@ -332,3 +332,97 @@ def test_two_sessions_at_once_never_see_each_other(env, tmp_path):
     assert all(len(b.session_state["runs"][r].model.landmark_ids_) == 978 for r in runs_b)
     assert b.session_state["dataset_label"] != a.session_state["dataset_label"]
     assert b.session_state["dataset"].n_landmarks == 978  # a's file never reached b
+
+
+def test_interpret_page_explains_the_network_beside_the_linear_weights(env):
+    from dgex_core import explain
+
+    at = open_app()
+    goto(at, "interpret")
+    assert any("No network run yet" in i.value for i in at.info)
+    lin = train(at, "linear")
+    net = train(at, "mlp", mlp_width=256, mlp_epochs=40)
+    goto(at, "interpret")
+    assert at.selectbox(key="int_net").value == net and at.selectbox(key="int_lin").value == lin
+    runs = at.session_state["runs"]
+    ds = at.session_state["dataset"]
+    entry = at.session_state["int_cache"][(net, lin, at.session_state["dataset_key"], "test")]
+    X, attrs = entry["X"], entry["attrs"]
+    assert list(X.index) == list(ds.split(0.1, 0.1, seed=0).test.sample_ids)  # the held-out samples, by id
+    assert list(X.columns) == list(runs[net].model.landmark_ids_)
+    np.testing.assert_array_equal(attrs["linear"].to_numpy(), runs[lin].model.coef_)  # a linear model's are its weights
+    assert attrs["network"].shape == (978, 200)
+
+    metrics = {m.label: m.value for m in at.metric}
+    agree = explain.agreement(attrs["network"], attrs["linear"], k=20)
+    assert metrics["Median Spearman r over targets"] == f"{agree['spearman'].median():.3f}"
+    assert metrics["Median top-20 overlap"] == f"{agree['top_k_overlap'].median():.1%}"
+    # against the demo's true drivers: both models far above a random ranking, the network ahead
+    p_net, p_lin = float(metrics["Network: precision at 20"]), float(metrics["Linear: precision at 20"])
+    p_rand = float(metrics["Random ranking"])
+    assert p_net > 3 * p_rand and p_lin > 3 * p_rand and p_net > p_lin
+    assert len(at.get("plotly_chart")) == 5
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["TG00001: every landmark, both models and groups (CSV)", "Network attributions, 978 x 200 (CSV)",
+                      "Per-target agreement and context dependence (CSV)"]
+
+    # groups: the test samples' tissues with at least 10 samples
+    tissues = X.index.map(ds.sample_meta["tissue"]).value_counts()
+    assert metrics["Groups with at least 10 samples"] == str(int((tissues >= 10).sum()))
+    ctx = at.session_state["int_cache"][((net, lin, at.session_state["dataset_key"], "test"), "tissue", 10)]
+    assert metrics["Context dependence of TG00001"] == f"{ctx['TG00001']:.3f}"
+    at.number_input(key="int_min_group").set_value(1000).run()
+    assert not at.exception, at.exception
+    assert any("no group has at least 1000 samples" in e.value for e in at.error)
+    assert len(at.get("plotly_chart")) == 3  # the rest of the page stays
+    at.number_input(key="int_min_group").set_value(5).run()
+
+    # another target, integrated gradients: linear IG is |coef| * mean|x_z|, exactly
+    target = ds.target_meta.index[ds.target_meta["nonlinear"].astype(bool)][0]
+    at.selectbox(key="int_target").set_value(target).run()
+    at.radio(key="int_method").set_value("integrated_gradients").run()
+    assert not at.exception, at.exception
+    ig = at.session_state["int_cache"][((net, lin, at.session_state["dataset_key"], "test"), target, "ig")]
+    model = runs[lin].model
+    j = list(model.target_ids_).index(target)
+    Xz = model.standardize_landmarks(X.to_numpy()).astype(np.float64)
+    np.testing.assert_allclose(ig["linear"].to_numpy(), np.abs(model.coef_[:, j]) * np.abs(Xz).mean(axis=0),
+                               rtol=1e-10)
+    assert (ig["network"] >= 0).all() and ig["network"].max() > 0
+    metrics = {m.label: m.value for m in at.metric}
+    assert 0 <= int(metrics["True drivers in the network's top 20"]) <= 20
+    assert at.get("download_button")[0].proto.label.startswith(f"{target}: every landmark")
+
+    # a landmark; the validation samples instead of the test samples
+    at.selectbox(key="int_landmark").set_value("LM0005").run()
+    assert not at.exception, at.exception
+    at.selectbox(key="int_samples").set_value("val").run()
+    assert not at.exception, at.exception
+    X_val = at.session_state["int_cache"][(net, lin, at.session_state["dataset_key"], "val")]["X"]
+    assert list(X_val.index) == list(ds.split(0.1, 0.1, seed=0).val.sample_ids)
+
+
+def test_explain_samples_are_the_runs_own_split(env):
+    data = load_demo(DemoConfig(n_samples=400, n_targets=30)).dataset()
+    job = appstate.TrainingJob(data, appstate.make_model("linear"), "lin", runs_root=env / "runs",
+                               split_args={"val": 0.15, "test": 0.2, "seed": 4, "group_by": "tissue"})
+    job.start().join(60)
+    assert job.error is None
+    split = data.split(0.15, 0.2, 4, "tissue")
+    for which in ("test", "val", "train"):
+        X, meta = appstate.explain_samples(job.run, data, which)
+        part = getattr(split, which)
+        assert list(X.index) == list(part.sample_ids) and list(meta.index) == list(part.sample_ids)
+    X, _ = appstate.explain_samples(job.run, data, "all", max_samples=50)
+    assert len(X) == 50 and X.index.is_unique and set(X.index) <= set(data.sample_ids)
+    # columns follow the run's landmarks by id, whatever the data's column order
+    shuffled = data.subset(np.arange(data.n_samples))
+    order = np.random.default_rng(0).permutation(data.n_landmarks)
+    from dgex_core.dataset import Dataset
+
+    other = Dataset(shuffled.landmarks[:, order], shuffled.targets, shuffled.landmark_ids[order], shuffled.target_ids,
+                    shuffled.sample_ids, shuffled.sample_meta)
+    X2, _ = appstate.explain_samples(job.run, other, "test")
+    pd.testing.assert_frame_equal(X2, appstate.explain_samples(job.run, data, "test")[0])
+    with pytest.raises(DatasetError, match="Data page"):
+        appstate.explain_samples(job.run, load_demo(DemoConfig(n_samples=300, n_targets=30)).dataset(), "test")

@@ -1,7 +1,7 @@
 """The dashboard in a real browser: ``streamlit run app.py`` driven by headless Chromium.
 
-Walks every page on a small demo (upload of a malformed file, train a linear model,
-errors, coefficients, predict and a download) and saves a screenshot of each page to
+Walks every page on a small demo (upload of a malformed file, train a linear model and
+a network, errors, coefficients, interpret with a download, predict and a download) and saves a screenshot of each page to
 ``docs/screenshots/<page>.png``. Skips when Chromium or Playwright is missing.
 """
 
@@ -105,9 +105,18 @@ def _goto(page, title: str) -> None:
     _settle(page)
 
 
-def _shot(page, name: str) -> None:
+def _shot(page, name: str, height: int | None = None) -> None:
+    """Save ``docs/screenshots/<name>.png``; Streamlit scrolls inside its own container, so
+    a long page is shown whole by a taller window (``height`` pixels) for the picture."""
     SHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    if height:
+        page.set_viewport_size({"width": size["width"], "height": height})
+        _settle(page)
+        page.wait_for_timeout(1500)  # plotly re-lays out its figures
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    if height:
+        page.set_viewport_size(size)
 
 
 def test_every_page_in_a_browser(server, page, tmp_path):
@@ -176,7 +185,30 @@ def test_every_page_in_a_browser(server, page, tmp_path):
     _see(page, "Download the coefficient table")
     _shot(page, "coefficients")
 
+    # the network's attributions beside the linear weights, per tissue, and a download
+    _goto(page, "Interpret")
+    page.get_by_text("Does the network read the landmarks like the linear model?").wait_for()
+    for text in ("Median Spearman r over targets", "Network: precision at 20", "Context dependence of TG00001",
+                 "Targets a landmark drives"):
+        _see(page, text)
+    page.locator(".js-plotly-plot").nth(4).wait_for()  # agreement, target bars, group heatmap, context, landmark bars
+    _settle(page)
+    _shot(page, "interpret", height=3400)
+    with page.expect_download() as dl:
+        page.get_by_role("button", name=re.compile(r"TG00001: every landmark, both models and groups")).click()
+    saved = tmp_path / "TG00001.csv"
+    dl.value.save_as(saved)
+    import numpy as np
     import pandas as pd
+
+    from dgex_core.store import load_run
+
+    table = pd.read_csv(saved, index_col="landmark")
+    lin = load_run(tmp / "runs" / "demo-1500x200-linear").model
+    coef = pd.Series(lin.coef_[:, list(lin.target_ids_).index("TG00001")], index=lin.landmark_ids_)
+    assert len(table) == 978 and {"network", "linear", "true_driver"} <= set(table.columns)
+    assert any(c.startswith("tissue=") for c in table.columns)
+    np.testing.assert_allclose(table["linear"].to_numpy(), coef.reindex(table.index).to_numpy(), rtol=1e-6, atol=1e-9)
 
     from dgex_core import appstate
     from dgex_core.demo import load_demo

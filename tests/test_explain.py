@@ -297,3 +297,20 @@ def test_context_dependence_of_a_linear_model_is_zero():
     assert explain.context_dependence(per).abs().max() == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ModelError, match="labels for"):
         explain.group_attributions(lin, X, ["a"] * 3)
+
+
+def test_context_dependence_scores_in_blocks_equal_the_whole_and_report_progress():
+    model = _hand_model([_net(n_in=9, hidden=(6,), n_out=7, act=nn.Tanh)], [list(range(7))], 9)
+    X = _X(n=90)
+    groups = np.repeat(["a", "b", "c"], 30)
+    whole = explain.context_dependence(explain.group_attributions(model, X, groups, "gradient", min_size=5))
+    seen = []
+    blocks = explain.context_dependence_scores(model, X, groups, "gradient", min_size=5, chunk_targets=3,
+                                               progress=lambda done, total: seen.append((done, total)))
+    pd.testing.assert_series_equal(blocks, whole)
+    assert seen == [(3, 7), (6, 7), (7, 7)]
+    assert blocks.attrs["n_groups"] == 3 and blocks.attrs["group_sizes"] == {"a": 30, "b": 30, "c": 30}
+    some = explain.context_dependence_scores(model, X, groups, targets=["T5", "T1"], min_size=5, chunk_targets=1)
+    pd.testing.assert_series_equal(some, whole[["T5", "T1"]])
+    with pytest.raises(ModelError, match="no group has at least 31"):
+        explain.context_dependence_scores(model, X, groups, min_size=31)

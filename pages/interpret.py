@@ -1,0 +1,233 @@
+"""Interpret: which landmarks drive each target in the network, beside the linear weights;
+per sample group; and the targets a landmark drives in each model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from dgex_core import appstate, drivers, explain
+from dgex_core.errors import DgexError
+from pages._common import current_demo, gene_meta, runs
+
+ss = st.session_state
+st.title("Interpret")
+st.caption("Attributions in standardized units, like linear weights: the change in a target's z-score per unit "
+           "z-score of a landmark. For the network, the **mean input gradient** is its local linear weights averaged "
+           "over the chosen samples (for a linear model it is exactly its coefficients); **mean |integrated "
+           "gradients|** (against the training mean) ranks landmarks by how much of each sample's prediction they "
+           "account for.")
+
+nets = [n for n, r in runs().items() if hasattr(r.model, "networks_")]
+lins = [n for n, r in runs().items() if hasattr(r.model, "coef_")]
+if not nets:
+    st.info("No network run yet: train a D-GEX network (and a linear regression to compare with) on the Train "
+            "page, or load saved runs there.")
+    st.stop()
+
+METHODS = {"gradient": "mean gradient", "integrated_gradients": "mean |integrated gradients| (slower)"}
+c = st.columns(4)
+net_name = c[0].selectbox("Network run", nets, index=len(nets) - 1, key="int_net")
+lin_name = c[1].selectbox("Compare with (linear run)", [None, *lins], index=len(lins),
+                          format_func=lambda n: "(no linear run)" if n is None else n, key="int_lin")
+which = c[2].selectbox("Explained on", list(appstate.SAMPLE_SETS), format_func=appstate.SAMPLE_SETS.get,
+                       key="int_samples")
+method = c[3].radio("Attribution", list(METHODS), format_func=METHODS.get, key="int_method")
+k = st.slider("k (top landmarks compared per target)", 5, 50, 20, 5, key="int_k")
+
+net, lin = runs()[net_name], runs().get(lin_name)
+sym = appstate.symbols(gene_meta())
+lm_sym = appstate.symbols(ss["dataset"].landmark_meta)
+names = {"network": net_name, **({"linear": lin_name} if lin is not None else {})}
+
+
+def label(g: str, names=sym) -> str:
+    return g if names is None or not names.get(g) else f"{g} ({names.get(g)})"
+
+
+# ------------------------------------------------------------- attributions
+cache = ss.setdefault("int_cache", {})
+key = (net_name, lin_name, ss["dataset_key"], which)
+if key not in cache:
+    try:
+        with st.spinner("Attributions of every target (mean gradient)..."):
+            X, meta = appstate.explain_samples(net, ss["dataset"], which)
+            attrs = {"network": explain.attributions(net.model, X, "gradient")}
+            if lin is not None:
+                attrs["linear"] = explain.attributions(lin.model, X, "gradient")
+                lms, tgs = drivers.common_genes(attrs["network"], attrs["linear"])
+                attrs = {m: A.loc[lms, tgs] for m, A in attrs.items()}
+        cache[key] = {"X": X, "meta": meta, "attrs": attrs}
+    except DgexError as e:
+        cache[key] = str(e)
+if isinstance(cache[key], str):
+    st.error(cache[key])
+    st.stop()
+X, meta, attrs = cache[key]["X"], cache[key]["meta"], cache[key]["attrs"]
+A_net = attrs["network"]
+
+truth = None
+if ss.get("is_demo") and net.config.get("dataset", {}).get("name") == ss.get("dataset_label"):
+    demo = current_demo()
+    truth = pd.DataFrame(demo.driver_matrix, index=demo.landmark_ids, columns=demo.target_ids)
+st.caption(f"Explained on {len(X):,} samples: {appstate.SAMPLE_SETS[which]} ({A_net.shape[0]:,} landmarks x "
+           f"{A_net.shape[1]:,} targets)" + (f"; network {net_name} against linear {lin_name}" if lin else "")
+           + ("; true drivers known (demo), marked *" if truth is not None else ""))
+
+# ---------------------------------------------------------------- agreement
+agree = None
+if lin is not None:
+    st.subheader("Does the network read the landmarks like the linear model?")
+    agree = drivers.agreement_table(attrs, k, truth=truth, target_meta=gene_meta())
+    m = st.columns(5 if truth is not None else 2)
+    m[0].metric("Median Spearman r over targets", f"{agree['spearman'].median():.3f}")
+    m[1].metric(f"Median top-{agree.attrs['k']} overlap", f"{agree['top_k_overlap'].median():.1%}")
+    if truth is not None:
+        m[2].metric(f"Network: precision at {agree.attrs['k']}", f"{agree['precision_at_k_network'].mean():.3f}",
+                    help="share of a target's top-k landmarks that truly drive it, mean over targets")
+        m[3].metric(f"Linear: precision at {agree.attrs['k']}", f"{agree['precision_at_k_linear'].mean():.3f}")
+        m[4].metric("Random ranking", f"{agree['precision_at_k_random'].mean():.3f}")
+    color = "kind" if "kind" in agree else None
+    fig = px.histogram(agree.reset_index(), x="spearman", color=color, nbins=60, barmode="overlay", opacity=0.6,
+                       hover_data=["target"], labels={"spearman": "Spearman r of network gradient vs linear weight"})
+    fig.update_layout(height=300, margin=dict(t=10))
+    st.plotly_chart(fig, key="int_agree_hist")
+    st.caption("Per target, the rank correlation of the two models' landmark weights (mean gradient vs "
+               "coefficients). Low values mark targets the network reads differently, often the non-linear ones.")
+
+# ----------------------------------------------------------------- a target
+st.subheader("Landmarks behind a target")
+c = st.columns([3, 1])
+target = c[0].selectbox("Target", A_net.columns.tolist(), key="int_target", format_func=label)
+n_show = c[1].slider("Landmarks shown", 5, 50, 15, key="int_n")
+if method == "gradient":
+    per_target = {m: A[target] for m, A in attrs.items()}
+else:
+    tkey = (key, target, "ig")
+    if tkey not in cache:
+        with st.spinner(f"Integrated gradients of {target} over {len(X):,} samples..."):
+            cache[tkey] = {m: explain.attributions(runs()[names[m]].model, X, "integrated_gradients", [target],
+                                                   statistic="mean_abs")[target].reindex(A_net.index)
+                           for m in attrs}
+    per_target = cache[tkey]
+t_truth = None if truth is None or target not in truth.columns else truth[target]
+long = drivers.side_by_side(per_target, n_show, symbols=lm_sym, truth=t_truth)
+if len(per_target) == 2:
+    one = explain.agreement(pd.DataFrame({target: per_target["network"]}), pd.DataFrame({target: per_target["linear"]}),
+                            k=min(k, len(A_net))).iloc[0]
+    m = st.columns(4)
+    m[0].metric("Spearman r, network vs linear", f"{one['spearman']:.3f}")
+    m[1].metric(f"Shared top-{k} landmarks", f"{round(one['top_k_overlap'] * k)} of {k}")
+    if t_truth is not None:
+        for i, mod in enumerate(per_target):
+            top = per_target[mod].abs().sort_values(ascending=False, kind="stable").index[:k]
+            m[2 + i].metric(f"True drivers in the {mod}'s top {k}", f"{int(t_truth.reindex(top, fill_value=False).sum())}")
+color = "true_driver" if "true_driver" in long else None
+fig = px.bar(long, x="value", y="label", color=color, facet_col="model", orientation="h",
+             hover_data=["landmark", "rank"], labels={"value": METHODS[method], "label": "landmark"},
+             category_orders={"label": long["label"].drop_duplicates().tolist(), "model": list(per_target)},
+             color_discrete_map={True: "#d62728", False: "#7f7f7f"})
+fig.update_layout(height=max(320, 22 * long["label"].nunique() + 80), margin=dict(t=30))
+fig.for_each_annotation(lambda a: a.update(text=f"{a.text.split('=')[-1]}: {names[a.text.split('=')[-1]]}"))
+st.plotly_chart(fig, key="int_target_bars")
+st.caption("The same landmark axis for both models: each model's strongest landmarks, strongest first"
+           + ("; * and red: the demo's true drivers of this target" if t_truth is not None else "") + ".")
+
+# ------------------------------------------------------------------ groups
+st.subheader("Attributions per group of samples")
+fields = drivers.groupable_columns(meta)
+group_by, by = None, None
+if not fields:
+    st.caption("The explained samples have no metadata column with a few groups (tissue, batch, cluster...).")
+else:
+    c = st.columns(2)
+    group_by = c[0].selectbox("Group the samples by", fields, index=fields.index("tissue") if "tissue" in fields else 0,
+                              key="int_group")
+    min_size = c[1].number_input("Smallest group (samples)", 2, 1000, 10, key="int_min_group")
+    labels = meta[group_by].astype(str).where(meta[group_by].notna())
+    try:
+        gkey = (key, group_by, int(min_size))
+        if gkey not in cache:
+            bar = st.progress(0.0, text="Context dependence of every target...")
+            cache[gkey] = explain.context_dependence_scores(
+                net.model, X, labels, "gradient", min_size=int(min_size),
+                progress=lambda done, total: bar.progress(done / total, text=f"Context dependence: {done:,} of "
+                                                                              f"{total:,} targets"))
+            bar.empty()
+        ctx = cache[gkey]
+        tgkey = (gkey, target, method)
+        if tgkey not in cache:
+            kw = {"statistic": "mean_abs"} if method == "integrated_gradients" else {}
+            cache[tgkey] = explain.group_attributions(net.model, X, labels, method, [target],
+                                                      min_size=int(min_size), **kw)
+        by = cache[tgkey]
+    except DgexError as e:
+        st.error(f"{e}: lower the smallest group size or choose another field")
+        by = None
+    if by is not None:
+        score = float(ctx.get(target, np.nan))
+        pct = float((ctx < score).mean()) if np.isfinite(score) else np.nan
+        m = st.columns(3)
+        m[0].metric(f"Groups with at least {int(min_size)} samples", f"{len(by)}")
+        m[1].metric(f"Context dependence of {target}", f"{score:.3f}",
+                    help="size-weighted RMS change of the target's gradient vector from group to group, relative "
+                         "to its norm: 0 when every group is read the same way (any linear model)")
+        m[2].metric("Percentile among targets", "n/a" if not np.isfinite(pct) else f"{pct:.0%}")
+        rows = drivers.side_by_side({"network": per_target["network"]}, n_show)["landmark"]
+        gm = drivers.group_matrix(by, target, pd.Index(rows))
+        gm.index = [label(g, lm_sym) for g in gm.index]
+        lim = float(np.nanmax(np.abs(gm.to_numpy()))) or 1.0
+        fig = px.imshow(gm, color_continuous_scale="RdBu_r", zmin=-lim if method == "gradient" else 0, zmax=lim,
+                        aspect="auto", labels={"x": group_by, "y": "landmark", "color": METHODS[method]})
+        fig.update_layout(height=max(320, 22 * len(gm) + 120), margin=dict(t=10))
+        left, right = st.columns([3, 2])
+        left.plotly_chart(fig, key="int_group_heat")
+        left.caption(f"The network's attributions of {label(target)} within each {group_by} (rows: its strongest "
+                     "landmarks overall). A linear model has the same weights in every group.")
+        cd = ctx.to_frame()
+        tmeta = gene_meta()
+        if tmeta is not None and "kind" in tmeta:
+            cd["kind"] = tmeta["kind"].reindex(cd.index).to_numpy()
+        fig = px.histogram(cd.reset_index(names="target"), x="context_dependence", color="kind" if "kind" in cd else None,
+                           nbins=50, barmode="overlay", opacity=0.6, hover_data=["target"])
+        if np.isfinite(score):
+            fig.add_vline(x=score, line_dash="dash", line_color="black")
+        fig.update_layout(height=300, margin=dict(t=10))
+        right.plotly_chart(fig, key="int_ctx_hist")
+        right.caption(f"Context dependence of every target across {group_by} (mean gradient; the dashed line is "
+                      f"{target}). The most context-dependent targets:")
+        top = cd.sort_values("context_dependence", ascending=False).head(10)
+        top.insert(0, "symbol", [sym.get(t, "") if sym is not None else "" for t in top.index])
+        right.dataframe(top, height=240)
+
+# ----------------------------------------------------------------- landmark
+st.subheader("Targets a landmark drives")
+lm = st.selectbox("Landmark", A_net.index.tolist(), key="int_landmark", format_func=lambda g: label(g, lm_sym))
+lt = drivers.landmark_targets(attrs, lm, n_show, symbols=sym, truth=truth)
+color = "true_driver" if "true_driver" in lt else None
+fig = px.bar(lt, x="value", y="label", color=color, facet_col="model", orientation="h", hover_data=["target", "rank"],
+             labels={"value": "mean gradient", "label": "target"},
+             category_orders={"label": lt["label"].drop_duplicates().tolist(), "model": list(attrs)},
+             color_discrete_map={True: "#d62728", False: "#7f7f7f"})
+fig.update_layout(height=max(320, 22 * lt["label"].nunique() + 80), margin=dict(t=30))
+fig.for_each_annotation(lambda a: a.update(text=f"{a.text.split('=')[-1]}: {names[a.text.split('=')[-1]]}"))
+st.plotly_chart(fig, key="int_landmark_bars")
+
+# ----------------------------------------------------------------- downloads
+st.subheader("Downloads")
+groups = None if not group_by or by is None else {g: f[target] for g, f in by.items()}
+table = drivers.target_table(per_target, groups=groups, group_field=group_by or "group", symbols=lm_sym,
+                             truth=t_truth)
+d = st.columns(3)
+d[0].download_button(f"{target}: every landmark, both models and groups (CSV)", data=table.to_csv().encode(),
+                     file_name=f"{net_name}_{target}_{method}.csv", mime="text/csv", key="int_dl_target")
+d[1].download_button(f"Network attributions, {A_net.shape[0]:,} x {A_net.shape[1]:,} (CSV)",
+                     data=lambda: A_net.to_csv().encode(), file_name=f"{net_name}_mean_gradient.csv",
+                     mime="text/csv", key="int_dl_matrix")
+if agree is not None:
+    out = agree if not group_by or by is None else agree.assign(context_dependence=ctx.reindex(agree.index).to_numpy())
+    d[2].download_button(f"Per-target agreement{' and context dependence' if group_by else ''} (CSV)",
+                         data=out.to_csv().encode(), file_name=f"{net_name}_vs_{lin_name}_agreement.csv",
+                         mime="text/csv", key="int_dl_agree")
