@@ -13,8 +13,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
 from .errors import DgexError
 
@@ -307,10 +305,9 @@ def _cmd_explain(args) -> int:
         if not hits:
             raise DgexError(f"{target} is neither a target id of run {run.name} nor a target symbol in the data")
         target = hits[0]
-    pos = ds.landmark_ids.get_indexer(run.model.landmark_ids_)
-    X = ds.landmarks[:, pos]
-    if args.samples and ds.n_samples > args.samples:
-        X = X[np.random.default_rng(0).choice(ds.n_samples, args.samples, replace=False)]
+    from .appstate import SAMPLE_SETS, explain_samples
+
+    X, meta = explain_samples(run, ds, args.on, max_samples=args.samples or None)
     method = "integrated_gradients" if args.method == "ig" else "gradient"
     kw = {"statistic": "mean_abs"} if method == "integrated_gradients" else {}
     attr = explain.attributions(run.model, X, method=method, targets=[target], **kw)[target]
@@ -320,11 +317,9 @@ def _cmd_explain(args) -> int:
     if run.family != "linear":
         table["abs_rank"] = table["attribution"].abs().rank(ascending=False, method="first").astype(int)
     if args.group_by:
-        if args.group_by not in ds.sample_meta:
-            raise DgexError(f"no sample-metadata column {args.group_by!r}; columns: {list(ds.sample_meta.columns)}")
-        if args.samples and ds.n_samples > args.samples:
-            raise DgexError("--group-by uses every sample; leave out --samples")
-        by = explain.group_attributions(run.model, X, ds.sample_meta[args.group_by].astype(str).to_numpy(),
+        if args.group_by not in meta:
+            raise DgexError(f"no sample-metadata column {args.group_by!r}; columns: {list(meta.columns)}")
+        by = explain.group_attributions(run.model, X, meta[args.group_by].astype(str).where(meta[args.group_by].notna()),
                                         method=method, targets=[target], **kw)
         for g, frame in by.items():
             table[f"{args.group_by}={g}"] = frame[target].reindex(table.index).to_numpy()
@@ -337,7 +332,8 @@ def _cmd_explain(args) -> int:
     with atomic_path(out) as tmp:
         table.to_csv(tmp, sep="\t" if out.suffix == ".tsv" else ",", index_label="landmark")
     top = ", ".join(f"{i} ({v:+.3f})" for i, v in table["attribution"].head(5).items())
-    print(f"{target} in run {run.name} ({run.family}, {method}, standardized units): top landmarks {top}; "
+    print(f"{target} in run {run.name} ({run.family}, {method}, standardized units, {len(X):,} "
+          f"{SAMPLE_SETS[args.on]}): top landmarks {top}; "
           f"table written to {out}")
     return 0
 
@@ -449,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--method", choices=["gradient", "ig"], default="gradient",
                    help="mean input gradient (default) or integrated gradients (mean |IG|) against the training mean")
     x.add_argument("--group-by", help="also per group of this sample-metadata column, with a context-dependence score")
+    x.add_argument("--on", choices=["all", "train", "val", "test"], default="all",
+                   help="which samples: all of --data (default), or a part of the run's own split of it")
     x.add_argument("--samples", type=int, help="explain on a random subset of this many samples")
     x.add_argument("-o", "--output", required=True, help="CSV/TSV table: one row per landmark")
     x.set_defaults(func=_cmd_explain)

@@ -80,7 +80,10 @@ st.caption(f"Explained on {len(X):,} samples: {appstate.SAMPLE_SETS[which]} ({A_
 agree = None
 if lin is not None:
     st.subheader("Does the network read the landmarks like the linear model?")
-    agree = drivers.agreement_table(attrs, k, truth=truth, target_meta=gene_meta())
+    akey = (key, k, truth is not None)
+    if akey not in cache:
+        cache[akey] = drivers.agreement_table(attrs, k, truth=truth, target_meta=gene_meta())
+    agree = cache[akey]
     m = st.columns(5 if truth is not None else 2)
     m[0].metric("Median Spearman r over targets", f"{agree['spearman'].median():.3f}")
     m[1].metric(f"Median top-{agree.attrs['k']} overlap", f"{agree['top_k_overlap'].median():.1%}")
@@ -229,5 +232,5 @@ d[1].download_button(f"Network attributions, {A_net.shape[0]:,} x {A_net.shape[1
 if agree is not None:
     out = agree if not group_by or by is None else agree.assign(context_dependence=ctx.reindex(agree.index).to_numpy())
     d[2].download_button(f"Per-target agreement{' and context dependence' if group_by else ''} (CSV)",
-                         data=out.to_csv().encode(), file_name=f"{net_name}_vs_{lin_name}_agreement.csv",
+                         data=lambda: out.to_csv().encode(), file_name=f"{net_name}_vs_{lin_name}_agreement.csv",
                          mime="text/csv", key="int_dl_agree")
