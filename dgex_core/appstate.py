@@ -325,6 +325,10 @@ def explain_samples(run: Run, data: Dataset, which: str = "test", max_samples: i
     max_samples
         At most this many samples, a seeded random subset (None: all).
 
+    Samples with a missing or infinite value in one of the run's landmarks are left
+    out (attributions are defined on measured profiles); ``landmarks.attrs["n_incomplete"]``
+    says how many.
+
     Returns
     -------
     landmarks
@@ -347,10 +351,14 @@ def explain_samples(run: Run, data: Dataset, which: str = "test", max_samples: i
                            f"e.g. {want[pos < 0][:5].tolist()}: load the run's dataset on the Data page")
     if part.n_samples == 0:
         raise DatasetError(f"run {run.name!r} has no {SAMPLE_SETS[which]}: choose another sample set")
-    rows = np.arange(part.n_samples)
-    if max_samples is not None and part.n_samples > max_samples:
-        rows = np.sort(np.random.default_rng(seed).choice(part.n_samples, int(max_samples), replace=False))
+    complete = np.isfinite(part.landmarks[:, pos]).all(axis=1)
+    rows = np.flatnonzero(complete)
+    if not rows.size:
+        raise DatasetError(f"every one of the {SAMPLE_SETS[which]} misses some of run {run.name!r}'s landmark values")
+    if max_samples is not None and rows.size > max_samples:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, int(max_samples), replace=False))
     X = pd.DataFrame(part.landmarks[rows][:, pos], index=part.sample_ids[rows], columns=want)
+    X.attrs["n_incomplete"] = int((~complete).sum())
     return X, part.sample_meta.iloc[rows]
 
 

@@ -333,7 +333,9 @@ def _cmd_explain(args) -> int:
         table.to_csv(tmp, sep="\t" if out.suffix == ".tsv" else ",", index_label="landmark")
     top = ", ".join(f"{i} ({v:+.3f})" for i, v in table["attribution"].head(5).items())
     print(f"{target} in run {run.name} ({run.family}, {method}, standardized units, {len(X):,} "
-          f"{SAMPLE_SETS[args.on]}): top landmarks {top}; "
+          f"{'samples' if args.on == 'all' else SAMPLE_SETS[args.on]}"
+          + (f", {X.attrs['n_incomplete']:,} with missing landmarks left out" if X.attrs.get("n_incomplete") else "")
+          + f"): top landmarks {top}; "
           f"table written to {out}")
     return 0
 

@@ -59,6 +59,7 @@ from .models.base import Model
 __all__ = [
     "agreement",
     "attributions",
+    "closed_form_applies",
     "context_dependence",
     "context_dependence_scores",
     "group_attributions",
@@ -193,6 +194,7 @@ def network_gradient(
     outputs: Sequence[int] | np.ndarray | None = None,
     batch_size: int = 512,
     method: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Mean input gradient of a network over samples: its average local linear weights.
 
@@ -210,6 +212,9 @@ def network_gradient(
         ``"closed_form"`` (Linear layers with element-wise activations, 1 or 2 hidden
         layers: ``W2 diag(mean act') W1``), ``"autograd"`` (``torch.func`` on any
         network) or ``"auto"`` (the closed form when it applies).
+    progress
+        Called as ``progress(done, total)`` (samples) after each batch of the generic
+        path (which costs one backward pass per output per sample), and once at the end.
 
     Returns
     -------
@@ -222,13 +227,19 @@ def network_gradient(
     n = Xz.shape[0]
     with _eval_mode(net), torch.no_grad():
         if layers is not None:
-            return _closed_form_gradient(layers, Xz, outs, batch_size, net)
-        total = np.zeros((Xz.shape[1], len(outs)))
-        for s in range(0, n, batch_size):
-            xb = _as_tensor(Xz[s:s + batch_size], net)
-            for sl, g in _vjp_rows(net, xb, outs):
-                total[:, sl] += g.sum(dim=1).double().cpu().numpy().T
-        return total / n
+            out = _closed_form_gradient(layers, Xz, outs, batch_size, net)
+        else:
+            out = np.zeros((Xz.shape[1], len(outs)))
+            for s in range(0, n, batch_size):
+                xb = _as_tensor(Xz[s:s + batch_size], net)
+                for sl, g in _vjp_rows(net, xb, outs):
+                    out[:, sl] += g.sum(dim=1).double().cpu().numpy().T
+                if progress is not None and s + batch_size < n:
+                    progress(s + batch_size, n)
+            out /= n
+    if progress is not None:
+        progress(n, n)
+    return out
 
 
 def _closed_form_gradient(layers, Xz, outs, batch_size, net) -> np.ndarray:
@@ -386,8 +397,19 @@ def _target_positions(model: Model, targets) -> np.ndarray:
     return pos
 
 
+def closed_form_applies(model: Model) -> bool:
+    """Whether the model's mean gradient has the fast closed form (a linear model, or
+    networks of Linear layers with element-wise activations and at most two hidden
+    layers); otherwise it costs one backward pass per target and sample."""
+    if hasattr(model, "coef_"):
+        return True
+    nets = getattr(model, "networks_", None) or []
+    return bool(nets) and all((lay := _layers(n)) is not None and len(lay) // 2 <= 2 for n in nets)
+
+
 def _attributions_z(model: Model, Xz: np.ndarray, method: str, pos: np.ndarray, *, statistic: str,
-                    steps: int, batch_size: int | None, engine: str) -> np.ndarray:
+                    steps: int, batch_size: int | None, engine: str,
+                    progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Landmarks x len(pos) attributions from standardized landmarks."""
     if method not in METHODS:
         raise ModelError(f"method must be one of {METHODS}, got {method!r}")
@@ -405,14 +427,17 @@ def _attributions_z(model: Model, Xz: np.ndarray, method: str, pos: np.ndarray, 
         raise ModelError(f"attributions need a linear model or a network, not a {type(model).__name__}")
     out = np.zeros((Xz.shape[1], len(pos)))
     where = pd.Series(np.arange(len(pos)), index=pos)
-    for net, cols in zip(model.networks_, model.target_groups_, strict=True):
+    n_nets = len(model.networks_)
+    for i, (net, cols) in enumerate(zip(model.networks_, model.target_groups_, strict=True)):
         cols = np.asarray(cols)
         keep = np.flatnonzero(np.isin(cols, pos))
         if not keep.size:
             continue
         dest = where.loc[cols[keep]].to_numpy()
         if method == "gradient":
-            out[:, dest] = network_gradient(net, Xz, outputs=keep, batch_size=batch_size or 512, method=engine)
+            step = None if progress is None else (lambda d, n, i=i: progress(i * n + d, n_nets * n))
+            out[:, dest] = network_gradient(net, Xz, outputs=keep, batch_size=batch_size or 512, method=engine,
+                                            progress=step)
         else:
             out[:, dest] = network_integrated_gradients(net, Xz, steps=steps, statistic=statistic, outputs=keep,
                                                         batch_size=batch_size or 128, method=engine)
@@ -429,6 +454,7 @@ def attributions(
     steps: int = 32,
     batch_size: int | None = None,
     engine: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Landmark -> target attributions of a fitted model over samples, in standardized units.
 
@@ -455,6 +481,10 @@ def attributions(
         Samples per batch (default 512 for gradients, 128 for integrated gradients).
     engine
         ``"auto"``, ``"closed_form"`` or ``"autograd"`` (see :func:`network_gradient`).
+    progress
+        For the network's mean gradient: called as ``progress(done, total)`` as sample
+        batches finish (slow only where the closed form does not apply, e.g. three
+        hidden layers).
 
     Returns
     -------
@@ -478,7 +508,7 @@ def attributions(
     Xz = _standardized(model, X)
     pos = _target_positions(model, targets)
     A = _attributions_z(model, Xz, method, pos, statistic=statistic, steps=steps, batch_size=batch_size,
-                        engine=engine)
+                        engine=engine, progress=progress)
     return pd.DataFrame(A, index=pd.Index(model.landmark_ids_, name="landmark"),
                         columns=pd.Index(model.target_ids_[pos], name="target"))
 

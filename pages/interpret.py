@@ -47,18 +47,36 @@ def label(g: str, names=sym) -> str:
     return g if names is None or not names.get(g) else f"{g} ({names.get(g)})"
 
 
+def bars(long: pd.DataFrame, axis: str, value: str):
+    """Each model's values as horizontal bars, side by side on one shared ``axis`` (landmark or
+    target) in the table's order; true drivers in red where known."""
+    fig = px.bar(long, x="value", y="label", color="true_driver" if "true_driver" in long else None,
+                 facet_col="model", orientation="h", hover_data=[axis, "rank"], labels={"value": value, "label": axis},
+                 category_orders={"label": long["label"].drop_duplicates().tolist(),
+                                  "model": long["model"].drop_duplicates().tolist()},
+                 color_discrete_map={True: "#d62728", False: "#7f7f7f"})
+    fig.update_layout(height=max(320, 22 * long["label"].nunique() + 80), margin=dict(t=30))
+    fig.for_each_annotation(lambda a: a.update(text=f"{a.text.split('=')[-1]}: {names[a.text.split('=')[-1]]}"))
+    return fig
+
+
 # ------------------------------------------------------------- attributions
 cache = ss.setdefault("int_cache", {})
 key = (net_name, lin_name, ss["dataset_key"], which)
+fast = explain.closed_form_applies(net.model)
 if key not in cache:
     try:
-        with st.spinner("Attributions of every target (mean gradient)..."):
-            X, meta = appstate.explain_samples(net, ss["dataset"], which)
-            attrs = {"network": explain.attributions(net.model, X, "gradient")}
-            if lin is not None:
-                attrs["linear"] = explain.attributions(lin.model, X, "gradient")
-                lms, tgs = drivers.common_genes(attrs["network"], attrs["linear"])
-                attrs = {m: A.loc[lms, tgs] for m, A in attrs.items()}
+        X, meta = appstate.explain_samples(net, ss["dataset"], which, max_samples=2000 if fast else 200)
+        bar = st.progress(0.0, text="Attributions of every target (mean gradient)...")
+        attrs = {"network": explain.attributions(
+            net.model, X, "gradient",
+            progress=lambda done, total: bar.progress(done / total, text=f"Mean gradient: {done:,} of {total:,} "
+                                                                         "sample passes"))}
+        bar.empty()
+        if lin is not None:
+            attrs["linear"] = explain.attributions(lin.model, X, "gradient")
+            lms, tgs = drivers.common_genes(attrs["network"], attrs["linear"])
+            attrs = {m: A.loc[lms, tgs] for m, A in attrs.items()}
         cache[key] = {"X": X, "meta": meta, "attrs": attrs}
     except DgexError as e:
         cache[key] = str(e)
@@ -75,6 +93,11 @@ if ss.get("is_demo") and net.config.get("dataset", {}).get("name") == ss.get("da
 st.caption(f"Explained on {len(X):,} samples: {appstate.SAMPLE_SETS[which]} ({A_net.shape[0]:,} landmarks x "
            f"{A_net.shape[1]:,} targets)" + (f"; network {net_name} against linear {lin_name}" if lin else "")
            + ("; true drivers known (demo), marked *" if truth is not None else ""))
+if X.attrs.get("n_incomplete"):
+    st.caption(f"{X.attrs['n_incomplete']:,} samples with missing landmark values are left out.")
+if not fast:
+    st.caption("This network has more than two hidden layers, so its mean gradient has no closed form (one backward "
+               "pass per target and sample): it is explained on a random subset of at most 200 samples.")
 
 # ---------------------------------------------------------------- agreement
 agree = None
@@ -127,14 +150,7 @@ if len(per_target) == 2:
         for i, mod in enumerate(per_target):
             top = per_target[mod].abs().sort_values(ascending=False, kind="stable").index[:k]
             m[2 + i].metric(f"True drivers in the {mod}'s top {k}", f"{int(t_truth.reindex(top, fill_value=False).sum())}")
-color = "true_driver" if "true_driver" in long else None
-fig = px.bar(long, x="value", y="label", color=color, facet_col="model", orientation="h",
-             hover_data=["landmark", "rank"], labels={"value": METHODS[method], "label": "landmark"},
-             category_orders={"label": long["label"].drop_duplicates().tolist(), "model": list(per_target)},
-             color_discrete_map={True: "#d62728", False: "#7f7f7f"})
-fig.update_layout(height=max(320, 22 * long["label"].nunique() + 80), margin=dict(t=30))
-fig.for_each_annotation(lambda a: a.update(text=f"{a.text.split('=')[-1]}: {names[a.text.split('=')[-1]]}"))
-st.plotly_chart(fig, key="int_target_bars")
+st.plotly_chart(bars(long, "landmark", METHODS[method]), key="int_target_bars")
 st.caption("The same landmark axis for both models: each model's strongest landmarks, strongest first"
            + ("; * and red: the demo's true drivers of this target" if t_truth is not None else "") + ".")
 
@@ -209,14 +225,7 @@ else:
 st.subheader("Targets a landmark drives")
 lm = st.selectbox("Landmark", A_net.index.tolist(), key="int_landmark", format_func=lambda g: label(g, lm_sym))
 lt = drivers.landmark_targets(attrs, lm, n_show, symbols=sym, truth=truth)
-color = "true_driver" if "true_driver" in lt else None
-fig = px.bar(lt, x="value", y="label", color=color, facet_col="model", orientation="h", hover_data=["target", "rank"],
-             labels={"value": "mean gradient", "label": "target"},
-             category_orders={"label": lt["label"].drop_duplicates().tolist(), "model": list(attrs)},
-             color_discrete_map={True: "#d62728", False: "#7f7f7f"})
-fig.update_layout(height=max(320, 22 * lt["label"].nunique() + 80), margin=dict(t=30))
-fig.for_each_annotation(lambda a: a.update(text=f"{a.text.split('=')[-1]}: {names[a.text.split('=')[-1]]}"))
-st.plotly_chart(fig, key="int_landmark_bars")
+st.plotly_chart(bars(lt, "target", "mean gradient"), key="int_landmark_bars")
 
 # ----------------------------------------------------------------- downloads
 st.subheader("Downloads")

@@ -280,19 +280,24 @@ def test_gene_search_matches_ids_and_symbols_exact_first():
     assert appstate.find_genes("nothing", per_gene, meta) == []
 
 
-def test_test_predictions_remake_a_grouped_split(env):
+def _grouped_run(env, family: str):
+    """A run of ``family`` on a 400-sample demo, split 65/15/20 with whole tissues on one side."""
     data = load_demo(DemoConfig(n_samples=400, n_targets=30)).dataset()
-    job = appstate.TrainingJob(data, appstate.make_model("knn"), "grouped", runs_root=env / "runs",
+    job = appstate.TrainingJob(data, appstate.make_model(family), f"grouped-{family}", runs_root=env / "runs",
                                split_args={"val": 0.15, "test": 0.2, "seed": 4, "group_by": "tissue"})
     job.start().join(60)
     assert job.error is None
-    measured, pred = appstate.test_predictions(job.run, data)
-    split = data.split(0.15, 0.2, 4, "tissue")
+    return data, job.run, data.split(0.15, 0.2, 4, "tissue")
+
+
+def test_test_predictions_remake_a_grouped_split(env):
+    data, run, split = _grouped_run(env, "knn")
+    measured, pred = appstate.test_predictions(run, data)
     assert list(measured.index) == list(split.test.sample_ids)
     assert pred.shape == measured.shape == (split.test.n_samples, 30)
     other = load_demo(DemoConfig(n_samples=300, n_targets=30)).dataset()
     with pytest.raises(DatasetError, match="Data page"):
-        appstate.test_predictions(job.run, other)
+        appstate.test_predictions(run, other)
 
 
 def test_two_sessions_at_once_never_see_each_other(env, tmp_path):
@@ -403,17 +408,12 @@ def test_interpret_page_explains_the_network_beside_the_linear_weights(env):
 
 
 def test_explain_samples_are_the_runs_own_split(env):
-    data = load_demo(DemoConfig(n_samples=400, n_targets=30)).dataset()
-    job = appstate.TrainingJob(data, appstate.make_model("linear"), "lin", runs_root=env / "runs",
-                               split_args={"val": 0.15, "test": 0.2, "seed": 4, "group_by": "tissue"})
-    job.start().join(60)
-    assert job.error is None
-    split = data.split(0.15, 0.2, 4, "tissue")
+    data, run, split = _grouped_run(env, "linear")
     for which in ("test", "val", "train"):
-        X, meta = appstate.explain_samples(job.run, data, which)
+        X, meta = appstate.explain_samples(run, data, which)
         part = getattr(split, which)
         assert list(X.index) == list(part.sample_ids) and list(meta.index) == list(part.sample_ids)
-    X, _ = appstate.explain_samples(job.run, data, "all", max_samples=50)
+    X, _ = appstate.explain_samples(run, data, "all", max_samples=50)
     assert len(X) == 50 and X.index.is_unique and set(X.index) <= set(data.sample_ids)
     # columns follow the run's landmarks by id, whatever the data's column order
     shuffled = data.subset(np.arange(data.n_samples))
@@ -422,7 +422,28 @@ def test_explain_samples_are_the_runs_own_split(env):
 
     other = Dataset(shuffled.landmarks[:, order], shuffled.targets, shuffled.landmark_ids[order], shuffled.target_ids,
                     shuffled.sample_ids, shuffled.sample_meta)
-    X2, _ = appstate.explain_samples(job.run, other, "test")
-    pd.testing.assert_frame_equal(X2, appstate.explain_samples(job.run, data, "test")[0])
+    X2, _ = appstate.explain_samples(run, other, "test")
+    pd.testing.assert_frame_equal(X2, appstate.explain_samples(run, data, "test")[0])
     with pytest.raises(DatasetError, match="Data page"):
-        appstate.explain_samples(job.run, load_demo(DemoConfig(n_samples=300, n_targets=30)).dataset(), "test")
+        appstate.explain_samples(run, load_demo(DemoConfig(n_samples=300, n_targets=30)).dataset(), "test")
+    # samples missing a landmark value are left out, and counted
+    holes = data.landmarks.copy()
+    holes[data.sample_ids.get_indexer(split.test.sample_ids[:3]), 5] = np.nan
+    gappy = Dataset(holes, data.targets, data.landmark_ids, data.target_ids, data.sample_ids, data.sample_meta)
+    X3, _ = appstate.explain_samples(run, gappy, "test")
+    assert list(X3.index) == list(split.test.sample_ids[3:]) and X3.attrs["n_incomplete"] == 3
+
+
+def test_interpret_page_without_a_linear_run_and_with_a_deep_network(env, monkeypatch):
+    monkeypatch.setenv("DGEX_DEMO_SIZE", "600x50")
+    at = open_app()
+    net = train(at, "mlp", mlp_width=16, mlp_layers=3, mlp_epochs=1)
+    goto(at, "interpret")
+    assert any("no closed form" in c.value for c in at.caption)
+    at.selectbox(key="int_samples").set_value("all").run()
+    assert not at.exception, at.exception
+    entry = at.session_state["int_cache"][(net, None, at.session_state["dataset_key"], "all")]
+    assert len(entry["X"]) == 200 and list(entry["attrs"]) == ["network"]  # a subset: one pass per target and sample
+    assert not any("Does the network read" in s.value for s in at.subheader)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert len(labels) == 2 and labels[1] == "Network attributions, 978 x 50 (CSV)"

@@ -314,3 +314,16 @@ def test_context_dependence_scores_in_blocks_equal_the_whole_and_report_progress
     pd.testing.assert_series_equal(some, whole[["T5", "T1"]])
     with pytest.raises(ModelError, match="no group has at least 31"):
         explain.context_dependence_scores(model, X, groups, min_size=31)
+
+
+def test_progress_is_reported_per_sample_batch_on_the_generic_path():
+    deep = _hand_model([_net(n_in=9, hidden=(5, 4, 3), n_out=4)], [list(range(4))], 9)
+    shallow = _hand_model([_net(n_in=9, hidden=(6,), n_out=4)], [list(range(4))], 9)
+    assert not explain.closed_form_applies(deep) and explain.closed_form_applies(shallow)
+    seen = []
+    A = explain.attributions(deep, _X(n=25), "gradient", batch_size=10, progress=lambda d, n: seen.append((d, n)))
+    assert seen == [(10, 25), (20, 25), (25, 25)]
+    pd.testing.assert_frame_equal(A, explain.attributions(deep, _X(n=25), "gradient"))
+    seen.clear()
+    explain.attributions(shallow, _X(n=25), "gradient", progress=lambda d, n: seen.append((d, n)))
+    assert seen == [(25, 25)]
