@@ -37,6 +37,7 @@ __all__ = [
     "demo_config",
     "error_long_table",
     "explain_samples",
+    "gene_label",
     "make_model",
     "new_session_dir",
     "predict_preview",
@@ -289,13 +290,13 @@ def run_split(run: Run, data: Dataset) -> Split:
     n = data.n_samples
     if sp.get("n_train", 0) + sp.get("n_val", 0) + sp.get("n_test", 0) != n:
         raise DatasetError(f"run {run.name!r} was trained on {sp.get('n_train', 0) + sp.get('n_val', 0) + sp.get('n_test', 0)} "
-                           f"samples, the current dataset has {n}: load the run's dataset on the Data page")
+                           f"samples, the current dataset has {n}: load the run's dataset (the Data page; --data on the command line)")
     split = data.split(val=sp.get("val", sp["n_val"] / n), test=sp.get("test", sp["n_test"] / n),
                        seed=sp.get("seed", 0), group_by=sp.get("group_by"))
     want = sp.get("test_ids_sha")
     if want and _ids_digest(split.test.sample_ids) != want:
         raise DatasetError(f"the current dataset does not give back the test samples of run {run.name!r}: "
-                           "load the run's dataset on the Data page")
+                           "load the run's dataset (the Data page; --data on the command line)")
     return split
 
 
@@ -348,7 +349,8 @@ def explain_samples(run: Run, data: Dataset, which: str = "test", max_samples: i
     pos = part.landmark_ids.get_indexer(want)
     if (pos < 0).any():
         raise DatasetError(f"the current dataset lacks {int((pos < 0).sum())} of run {run.name!r}'s landmarks, "
-                           f"e.g. {want[pos < 0][:5].tolist()}: load the run's dataset on the Data page")
+                           f"e.g. {want[pos < 0][:5].tolist()}: load the run's dataset (the Data page; "
+                           "--data on the command line)")
     if part.n_samples == 0:
         raise DatasetError(f"run {run.name!r} has no {SAMPLE_SETS[which]}: choose another sample set")
     complete = np.isfinite(part.landmarks[:, pos]).all(axis=1)
@@ -374,6 +376,13 @@ def symbols(gene_meta: pd.DataFrame | None) -> pd.Series | None:
         if c in gene_meta:
             return gene_meta[c].fillna("").astype(str)
     return None
+
+
+def gene_label(gene_id: str, symbols: pd.Series | None) -> str:
+    """``id (symbol)`` where ``symbols`` (from :func:`symbols`) knows a symbol other than the id, else the id."""
+    s = "" if symbols is None else symbols.get(gene_id, "")
+    s = "" if pd.isna(s) else str(s)
+    return f"{gene_id} ({s})" if s and s != gene_id else str(gene_id)
 
 
 def find_genes(query: str, per_gene: pd.DataFrame, gene_meta: pd.DataFrame | None, limit: int = 50) -> list[str]:

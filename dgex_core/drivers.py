@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import explain
+from .appstate import gene_label
 from .errors import ModelError
 
 __all__ = [
@@ -32,12 +33,8 @@ __all__ = [
 
 
 def _label(ids: pd.Index, symbols: pd.Series | None) -> np.ndarray:
-    """``id (symbol)`` where a symbol is known, else the id."""
-    ids = pd.Index(ids).astype(str)
-    if symbols is None:
-        return ids.to_numpy(dtype=object)
-    sym = symbols.reindex(ids).fillna("").astype(str).to_numpy()
-    return np.array([f"{i} ({s})" if s and s != i else i for i, s in zip(ids, sym, strict=True)], dtype=object)
+    """:func:`~dgex_core.appstate.gene_label` of each id."""
+    return np.array([gene_label(i, symbols) for i in pd.Index(ids).astype(str)], dtype=object)
 
 
 def common_genes(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.Index, pd.Index]:
@@ -191,7 +188,6 @@ def agreement_table(
     attrs: Mapping[str, pd.DataFrame],
     k: int = 20,
     *,
-    context: pd.Series | None = None,
     truth: pd.DataFrame | None = None,
     target_meta: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
@@ -204,8 +200,6 @@ def agreement_table(
         landmarks and targets are compared). The first is compared with the second.
     k
         Size of the top lists (overlap, precision).
-    context
-        Context dependence of the first model per target (:func:`explain.context_dependence`).
     truth
         Bool landmarks x targets (demo): adds ``precision_at_k`` per model.
     target_meta
@@ -215,8 +209,8 @@ def agreement_table(
     -------
     pandas.DataFrame
         Indexed by target id: ``spearman`` and ``top_k_overlap`` (see
-        :func:`explain.agreement`), optionally ``context_dependence`` and
-        ``precision_at_k_<model>``, and the metadata columns.
+        :func:`explain.agreement`), ``precision_at_k_<model>`` and
+        ``precision_at_k_random`` when ``truth`` is given, and the metadata columns.
     """
     if len(attrs) != 2:
         raise ModelError(f"agreement compares two models, got {len(attrs)}")
@@ -224,8 +218,6 @@ def agreement_table(
     lms, tgs = common_genes(A, B)
     A, B = A.loc[lms, tgs], B.loc[lms, tgs]
     out = explain.agreement(A, B, k=min(k, len(lms)))
-    if context is not None:
-        out["context_dependence"] = context.reindex(out.index).to_numpy()
     if truth is not None:
         T = truth.astype(bool).reindex(index=lms, columns=tgs, fill_value=False)
         for name, M in ((na, A), (nb, B)):

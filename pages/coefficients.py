@@ -35,7 +35,7 @@ lm_sym = appstate.symbols(ss["dataset"].landmark_meta)
 
 
 def label(g: str, names=sym) -> str:
-    return g if names is None or not names.get(g) else f"{g} ({names.get(g)})"
+    return appstate.gene_label(g, names)
 
 
 st.subheader("The strongest weights, clustered")

@@ -44,7 +44,7 @@ names = {"network": net_name, **({"linear": lin_name} if lin is not None else {}
 
 
 def label(g: str, names=sym) -> str:
-    return g if names is None or not names.get(g) else f"{g} ({names.get(g)})"
+    return appstate.gene_label(g, names)
 
 
 def bars(long: pd.DataFrame, axis: str, value: str):

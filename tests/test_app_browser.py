@@ -1,8 +1,8 @@
 """The dashboard in a real browser: ``streamlit run app.py`` driven by headless Chromium.
 
 Walks every page on a small demo (upload of a malformed file, train a linear model and
-a network, errors, coefficients, interpret with a download, predict and a download) and saves a screenshot of each page to
-``docs/screenshots/<page>.png``. Skips when Chromium or Playwright is missing.
+a network, errors, coefficients, interpret with a download, predict and a download) and
+saves a screenshot of each page to ``docs/screenshots/<page>.png``. Skips when Chromium or Playwright is missing.
 """
 
 from __future__ import annotations
