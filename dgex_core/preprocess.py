@@ -314,18 +314,29 @@ class Standardizer(_Step):
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
+        """(X - mean) / sd, samples x genes, in the data's own precision (float32 stays float32)."""
         self._check_fitted()
         X = self._check_genes(X)
         dt = X.dtype if X.dtype.kind == "f" else np.float64
-        out = X - self.mean_.astype(dt)  # in the data's own precision (float32 stays float32)
+        out = np.subtract(X, self.mean_.astype(dt), dtype=dt)  # one new array, then in place
         out /= self.scale_.astype(dt)
         return out
 
-    def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
+    def inverse_transform(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Z * sd + mean, samples x genes; float32 stays float32 (never upcast to float64).
+
+        ``out`` (same shape, float dtype) receives the result, e.g. a slice of a
+        preallocated output block; it may be ``Z`` itself.
+        """
         self._check_fitted()
         Z = self._check_genes(Z)
         dt = Z.dtype if Z.dtype.kind == "f" else np.float64
-        return (Z * self.scale_ + self.mean_).astype(dt, copy=False)
+        if out is None:
+            out = np.multiply(Z, self.scale_.astype(dt), dtype=dt)
+        else:
+            np.multiply(Z, self.scale_.astype(out.dtype), out=out)
+        out += self.mean_.astype(out.dtype)
+        return out
 
     def get_state(self):
         return {"step": self.name, "n_constant": self.n_constant_}, {"mean": self.mean_, "scale": self.scale_}

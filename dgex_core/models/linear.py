@@ -285,8 +285,23 @@ class LinearModel(Model):
         return [float(a) for a in self.alphas]
 
     def _predict_standardized(self, Xz: np.ndarray) -> np.ndarray:
-        out = Xz.astype(np.float64, copy=False) @ self.coef_ + self.intercept_
-        return out.astype(Xz.dtype, copy=False)
+        """Xz @ coef_ + intercept_; a float32 GEMM for float32 input (float64 otherwise).
+
+        The float32 copy of the weights is made on first use and kept (not saved);
+        it is rebuilt if ``coef_`` or ``intercept_`` are replaced.
+        """
+        if Xz.dtype == np.float32:
+            cache = getattr(self, "_weights32", None)
+            if cache is None or cache[0] is not self.coef_ or cache[1] is not self.intercept_:
+                cache = (self.coef_, self.intercept_, np.ascontiguousarray(self.coef_, np.float32),
+                         np.asarray(self.intercept_, np.float32))
+                self._weights32 = cache
+            out = Xz @ cache[2]
+            out += cache[3]
+            return out
+        out = Xz.astype(np.float64, copy=False) @ self.coef_
+        out += self.intercept_
+        return out
 
     # ----------------------------------------------------------- coefficients
     def coefficients(self, units: str = "standardized") -> pd.DataFrame:
