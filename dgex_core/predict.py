@@ -5,13 +5,26 @@ targets (like the LINCS level-3 "INF" files), per-gene metadata ``role``
 (``measured`` / ``inferred``) and ``well_inferred`` (from the run's validation), and
 per-sample ``ood_score`` / ``ood_flag`` (how far the profile lies from the training
 data) and ``n_imputed`` (landmark values that were missing and imputed with the
-training means, when the user chose to impute rather than refuse). Inputs are read in sample blocks when the format allows it (GCTX); other
-formats are read whole and then processed in blocks.
+training means, when the user chose to impute rather than refuse). Inputs are read in
+sample blocks when the format allows it (GCTX); other formats are read whole and then
+processed in blocks. Where the gene metadata go in each output format (a side file
+``<name>.genes.csv`` for CSV / TSV) is in :mod:`dgex_core.export`.
+
+The arithmetic is float32 end to end (the output is float32): landmarks are cast to
+float32, standardized in float32, multiplied by a float32 copy of a linear model's
+weights (one SGEMM per block) and written into a preallocated output block. While
+one block is computed, the previous one is written by a background thread
+(:class:`~dgex_core.export.BackgroundWriter`), and blocks are sized in bytes
+(:func:`default_block_size`), so memory stays bounded whatever the number of samples.
 """
 
 from __future__ import annotations
 
+import collections
 import os
+import queue
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,12 +32,39 @@ import numpy as np
 import pandas as pd
 
 from .errors import ModelError
-from .export import open_block_writer
+from .export import gene_meta_path, open_block_writer, resolve_compression
 from .landmarks import LandmarkList, match_landmarks
 from .matrix import ExpressionMatrix
+from .models.base import Model
+from .models.linear import LinearModel
 from .store import Run
 
-__all__ = ["predict_file", "predict_matrix_block"]
+__all__ = ["OUTPUT_BLOCK_BYTES", "default_block_size", "predict_file", "predict_matrix_block"]
+
+#: Bytes of output values (samples x measured + inferred genes, float32) per block by
+#: default: 128 MiB, or ``$DGEX_BLOCK_MB``. At 22,283 genes that is 1,310 samples.
+OUTPUT_BLOCK_BYTES = 128 * 2**20
+
+
+def default_block_size(n_genes: int, itemsize: int = 4, budget: int | None = None) -> int:
+    """Samples per block so that one output block (samples x ``n_genes``) holds about ``budget`` bytes.
+
+    The budget is :data:`OUTPUT_BLOCK_BYTES` (``$DGEX_BLOCK_MB`` overrides it); the
+    count is rounded down to a whole number of the GCTX chunk's samples (262 at
+    22,283 float32 genes), so blocks fill whole chunks. Peak memory of a prediction is
+    a few blocks (the one computed, one queued, the one being written; Parquet
+    gathers its row groups, :data:`~dgex_core.export.PARQUET_ROW_GROUP_BYTES`) plus the model.
+    """
+    from .io.gctx import broad_chunks
+
+    if budget is None:
+        try:
+            budget = int(float(os.environ.get("DGEX_BLOCK_MB", "")) * 2**20)
+        except ValueError:
+            budget = OUTPUT_BLOCK_BYTES
+    n = max(1, budget // max(1, n_genes * itemsize))
+    rows = broad_chunks(None, n_genes, itemsize)[0]
+    return n // rows * rows if n >= rows else n
 
 
 def _landmark_columns(run: Run, gene_ids: pd.Index, gene_meta: pd.DataFrame | None, source: str) -> np.ndarray:
@@ -43,31 +83,84 @@ def _landmark_columns(run: Run, gene_ids: pd.Index, gene_meta: pd.DataFrame | No
 
 
 def predict_matrix_block(
-    run: Run, block: ExpressionMatrix, lm_pos: np.ndarray, missing: str = "refuse"
+    run: Run, block: ExpressionMatrix, lm_pos: np.ndarray, missing: str = "refuse", out: np.ndarray | None = None
 ) -> ExpressionMatrix:
-    """One output block: measured landmarks + inferred targets, with OOD columns in sample_meta.
+    """One output block, samples x (measured landmarks + inferred targets), float32, with
+    ``n_imputed`` and the OOD columns in sample_meta.
 
     ``missing="impute"`` replaces missing landmark values by the training means and
     records per sample how many were imputed (``n_imputed``); ``"refuse"`` (default)
-    stops with a message naming the samples.
+    stops with a message naming the samples. The landmarks are cast to float32 first
+    and the predictions are written straight into the output block (no stacking
+    copy); a linear model predicts with one float32 GEMM (:func:`_linear_weights32`).
+    The result equals ``run.model.predict`` on the same float32 landmarks to float32
+    rounding. ``out``, a C-contiguous float32 array of at least ``block.n_samples``
+    rows x output genes, receives the values (the block's values are then a view of it).
     """
-    x = block.values[:, lm_pos]
+    if missing not in ("refuse", "impute"):
+        raise ModelError(f"missing must be 'refuse' or 'impute', got {missing!r}")
+    model = run.model
+    x = np.take(block.values, lm_pos, axis=1).astype(np.float32, copy=False)
     nan = ~np.isfinite(x)
-    if nan.any() and missing == "refuse":
+    any_nan = bool(nan.any())
+    if any_nan and missing == "refuse":
         bad = block.sample_ids[nan.any(axis=1)][:5].tolist()
         raise ModelError(f"missing or infinite landmark values in samples {bad}; impute them with the training means "
                          "(--missing impute) or drop those samples")
-    pred = run.model.predict(x, missing=missing).astype(np.float32, copy=False)
+    n_lm = x.shape[1]
+    shape = (x.shape[0], n_lm + len(model.target_ids_))
+    if out is None:
+        values = np.empty(shape, np.float32)
+    elif out.dtype != np.float32 or not out.flags.c_contiguous or out.shape[0] < shape[0] or out.shape[1] != shape[1]:
+        raise ValueError(f"out must be a C-contiguous float32 array of at least {shape[0]} x {shape[1]}")
+    else:
+        values = out[:shape[0]]
+    values[:, :n_lm] = x
+    pred = values[:, n_lm:]
+    # standardized landmarks, missing ones at 0 (the training mean), as Model.predict_standardized does
+    z = model.standardize_landmarks(np.where(nan, np.nan, x) if any_nan else x)
+    if any_nan:
+        z = np.where(np.isnan(z), 0.0, z).astype(z.dtype, copy=False)
+    weights = _linear_weights32(model)
+    if weights is not None:
+        np.matmul(z.astype(np.float32, copy=False), weights[0], out=pred)
+        pred += weights[1]
+    elif type(model).predict is Model.predict:  # predict = inverse-standardize(predict_standardized): into place
+        model.target_scaler_.inverse_transform(model.predict_standardized(x, missing), out=pred)
+    else:
+        pred[:] = model.predict(x, missing=missing)
     meta = block.sample_meta.copy()
     meta["n_imputed"] = nan.sum(axis=1)
     if run.trust is not None:
-        z = run.model.standardize_landmarks(np.where(nan, np.nan, x))
-        score = run.trust.score(np.where(np.isnan(z), 0.0, z))
+        score = run.trust.score(z)
         meta["ood_score"] = score
         meta["ood_flag"] = score > 1.0
-    values = np.hstack([x.astype(np.float32, copy=False), pred])
-    genes = run.model.landmark_ids_.append(run.model.target_ids_)
+    genes = model.landmark_ids_.append(model.target_ids_)
     return ExpressionMatrix(values, block.sample_ids, genes, meta, None, block.provenance)
+
+
+_WEIGHTS32: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _linear_weights32(model) -> tuple[np.ndarray, np.ndarray] | None:
+    """A linear model's weights from standardized landmarks straight to targets in original
+    units, float32: ``(coef_ * sd_y, intercept_ * sd_y + mean_y)`` (n_landmarks x n_targets,
+    n_targets), so one GEMM and one addition give the predictions.
+
+    Made on first use and kept while the model lives (rebuilt if its weights or target
+    scaler are replaced); never saved. ``None`` for other models.
+    """
+    if not isinstance(model, LinearModel) or type(model).predict is not Model.predict:
+        return None
+    ys = model.target_scaler_
+    key = (model.coef_, model.intercept_, ys.scale_, ys.mean_)
+    hit = _WEIGHTS32.get(model)
+    if hit is None or any(a is not b for a, b in zip(hit[0], key, strict=True)):
+        W = np.multiply(model.coef_, ys.scale_, dtype=np.float32)  # no float64 temporary
+        b = (model.intercept_ * ys.scale_ + ys.mean_).astype(np.float32)
+        hit = (key, W, b)
+        _WEIGHTS32[model] = hit
+    return hit[1], hit[2]
 
 
 def output_gene_meta(run: Run) -> pd.DataFrame:
@@ -96,32 +189,145 @@ def _blocks(path: Path, block_size: int) -> Iterator[tuple[ExpressionMatrix, pd.
                                 m.gene_meta, m.provenance), m.gene_ids, m.gene_meta)
 
 
+class _Prefetch:
+    """Iterate ``items`` on a thread of its own, at most ``depth`` items ahead (bounded memory).
+
+    Exceptions raised by ``items`` are re-raised by the iteration, in the caller's
+    thread; :meth:`close` stops the thread and closes ``items`` (e.g. an open file).
+    """
+
+    _END = object()
+
+    def __init__(self, items, depth: int = 1) -> None:
+        self._items = items
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dgex-block-reader", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    return
+            self._put(self._END)
+        except BaseException as e:  # re-raised in the caller's thread
+            self._put(e)
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self):
+        while True:
+            item = self._q.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def predict_file(
     run: Run,
     input_path: str | os.PathLike,
     output_path: str | os.PathLike,
     *,
     format: str | None = None,
-    block_size: int = 10_000,
+    block_size: int | None = None,
     missing: str = "refuse",
+    compression: str | None = None,
     progress: Callable[[int, int | None, dict], None] | None = None,
+    background: bool = True,
 ) -> dict:
     """Predict every target for every sample of ``input_path`` and write ``output_path``.
 
-    Returns a summary: samples, genes written, samples flagged out of distribution.
-    The output file appears only when complete.
+    The output (samples x measured landmarks + inferred targets, float32) appears only
+    when complete: it is written under a hidden temporary name and renamed, so an
+    error, Ctrl-C or a kill leaves nothing under ``output_path``.
+
+    Parameters
+    ----------
+    format
+        Output format (``gctx``, ``parquet``, ``csv``, ``tsv``, ``gct``); default from
+        the suffix of ``output_path``. CSV / TSV carry the per-gene ``role`` and
+        ``well_inferred`` in the side file ``<name>.genes.<csv|tsv>``
+        (:func:`~dgex_core.export.gene_meta_path`); GCTX and Parquet carry them inside.
+    block_size
+        Samples per block; default :func:`default_block_size` (~128 MiB of output
+        values per block: 1,310 samples at 22,283 genes). Memory grows with it, speed
+        hardly does beyond a few hundred samples.
+    missing
+        ``"refuse"`` (default) or ``"impute"`` missing landmark values (see
+        :func:`predict_matrix_block`).
+    compression
+        As :func:`~dgex_core.export.open_block_writer` takes it: for GCTX ``"none"``
+        (default), ``"gzip"`` (deflate 6, as cmapPy and the Broad's files: ~12%
+        smaller, and ~20x slower than the prediction itself on 2 cores; the chunks are
+        compressed on every core) or ``"lzf"``; for Parquet ``"lz4"`` (default),
+        ``"zstd"``, ``"snappy"``, ``"gzip"``, ``"none"``.
+    progress
+        ``progress(samples_done, total_or_None, info)`` after each block.
+    background
+        Write each block on a thread of its own while the next one is computed
+        (default); ``False`` writes in the caller's thread (same file).
+
+    Returns
+    -------
+    dict
+        ``samples``, ``landmarks``, ``targets``, ``ood_flagged``, ``samples_imputed``,
+        ``output``, ``gene_meta`` (the side file of a CSV / TSV, else ``None``),
+        ``block_size`` and ``compression``.
+
+    Raises
+    ------
+    ModelError
+        If the input lacks landmarks of the run, has missing values (with
+        ``missing="refuse"``) or no samples.
+    ValueError
+        For an unknown output format or a compression the format does not take.
     """
     input_path = Path(input_path)
+    fmt, codec = resolve_compression(output_path, format, compression)
+    genes = run.model.landmark_ids_.append(run.model.target_ids_)
+    block_size = int(block_size) if block_size else default_block_size(len(genes))
     n_done, n_flagged, n_imputed, lm_pos, writer = 0, 0, 0, None, None
     total = None
+    # output buffers come back once written and are reused: no fresh pages to fault in per block
+    spare: collections.deque = collections.deque()
+    in_flight: collections.deque = collections.deque()
+    written = threading.Semaphore(0)
+    reader = _Prefetch(_blocks(input_path, block_size))  # reading overlaps computing, too
     try:
-        for block, gene_ids, gene_meta in _blocks(input_path, block_size):
+        for block, gene_ids, gene_meta in reader:
             if lm_pos is None:
                 lm_pos = _landmark_columns(run, gene_ids, gene_meta, str(input_path))
-                writer = open_block_writer(output_path, run.model.landmark_ids_.append(run.model.target_ids_),
-                                           output_gene_meta(run), format)
-            out = predict_matrix_block(run, block, lm_pos, missing)
+                writer = open_block_writer(output_path, genes, output_gene_meta(run), fmt, compression=codec,
+                                           background=background,
+                                           on_written=(lambda b: written.release()) if background else None)
+                recycle = not writer.retains_blocks
+            while recycle and written.acquire(blocking=False):
+                spare.append(in_flight.popleft())
+            buf = spare.pop() if spare else None
+            if buf is None or buf.shape[0] < block.n_samples:
+                buf = np.empty((max(block.n_samples, block_size), len(genes)), np.float32) if recycle else None
+            out = predict_matrix_block(run, block, lm_pos, missing, out=buf)
             writer.append(out)
+            if recycle:
+                (in_flight if background else spare).append(buf)
             n_done += block.n_samples
             n_imputed += int((out.sample_meta["n_imputed"] > 0).sum())
             if "ood_flag" in out.sample_meta:
@@ -135,5 +341,9 @@ def predict_file(
         if writer is not None:
             writer.discard()
         raise
+    finally:
+        reader.close()
     return {"samples": n_done, "landmarks": len(run.model.landmark_ids_), "targets": len(run.model.target_ids_),
-            "ood_flagged": n_flagged, "samples_imputed": n_imputed, "output": str(output_path)}
+            "ood_flagged": n_flagged, "samples_imputed": n_imputed, "output": str(output_path),
+            "gene_meta": str(gene_meta_path(output_path, fmt)) if fmt in ("csv", "tsv") else None,
+            "block_size": block_size, "compression": codec}

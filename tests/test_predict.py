@@ -111,3 +111,191 @@ def test_infinite_values_are_refused_in_training_and_treated_as_missing_in_predi
     y = x.copy()
     y[0, 1] = np.nan
     np.testing.assert_array_equal(model.predict(x, missing="impute"), model.predict(y, missing="impute"))
+
+
+# ------------------------------------------------------------------ float32 arithmetic, writer thread, outputs
+def test_float32_linear_prediction_is_a_float32_gemm_matching_float64():
+    ds = _data(n=400, seed=34)
+    model = LinearModel(alpha=1.0).fit(ds)
+    x64 = ds.landmarks[:50]
+    y64 = model.predict(x64)
+    y32 = model.predict(x64.astype(np.float32))
+    assert y64.dtype == np.float64 and y32.dtype == np.float32
+    assert np.max(np.abs(y32 - y64)) / np.max(np.abs(y64)) < 1e-5
+    w32 = model._weights32[2]
+    assert w32.dtype == np.float32 and model.coef_.dtype == np.float64  # a lazy copy beside the float64 weights
+    model.coef_ = model.coef_ * 2  # replaced weights are not served from the stale copy
+    np.testing.assert_allclose(model.predict_standardized(x64[:3].astype(np.float32)),
+                               model.predict_standardized(x64[:3]), rtol=1e-4, atol=1e-4)
+
+
+def test_the_float32_weights_are_not_saved(tmp_path):
+    from safetensors.numpy import load_file
+
+    from dgex_core.models.base import load_model
+
+    ds = _data(n=300, seed=35)
+    model = LinearModel().fit(ds)
+    x = ds.landmarks[:5].astype(np.float32)
+    before = model.predict(x)
+    model.save(tmp_path / "m")
+    assert sorted(load_file(str(tmp_path / "m" / "weights.safetensors"))) == ["coef", "intercept"]
+    np.testing.assert_array_equal(load_model(tmp_path / "m").predict(x), before)
+
+
+def test_standardizer_keeps_float32_and_writes_into_a_given_block():
+    from dgex_core.preprocess import Standardizer
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(5, 2, (40, 6))
+    s = Standardizer().fit(X)
+    z = s.transform(X.astype(np.float32))
+    assert z.dtype == np.float32
+    back = s.inverse_transform(z)
+    assert back.dtype == np.float32
+    np.testing.assert_allclose(back, X, rtol=1e-5)
+    block = np.zeros((40, 9), np.float32)
+    s.inverse_transform(z, out=block[:, 3:])
+    np.testing.assert_array_equal(block[:, 3:], back)
+    assert s.inverse_transform(z.astype(np.float64)).dtype == np.float64
+
+
+@pytest.mark.parametrize("family", [LinearModel, KNNModel])
+@pytest.mark.parametrize("nan_at", [None, (3, 2)])
+def test_an_output_block_holds_the_landmarks_and_what_predict_gives(family, nan_at):
+    from dgex_core.predict import predict_matrix_block
+
+    ds = _data(n=300, seed=36)
+    run = train_run(ds, family(), "r")
+    x = ds.landmarks[:20].astype(np.float32)
+    if nan_at:
+        x[nan_at] = np.nan
+    block = ExpressionMatrix(x, [f"P{i}" for i in range(20)], ds.landmark_ids)
+    out = predict_matrix_block(run, block, np.arange(ds.n_landmarks), missing="impute")
+    assert out.values.dtype == np.float32 and out.values.flags.c_contiguous
+    np.testing.assert_array_equal(out.values[:, :ds.n_landmarks], x)
+    np.testing.assert_allclose(out.values[:, ds.n_landmarks:], run.model.predict(x, missing="impute"),
+                               rtol=1e-5, atol=1e-5)
+    assert out.gene_ids.tolist() == ds.landmark_ids.tolist() + ds.target_ids.tolist()
+
+
+@pytest.fixture(scope="module")
+def linear_run():
+    ds = _data(n=300, seed=37)
+    return ds, train_run(ds, LinearModel(), "r")
+
+
+@pytest.mark.parametrize("fmt", ["gctx", "parquet", "csv", "tsv", "gct"])
+def test_predict_file_writes_the_same_file_with_and_without_the_writer_thread(tmp_path, linear_run, fmt):
+    ds, run = linear_run
+    plate = _plate(tmp_path, ds, n=23)
+    a = predict_file(run, plate, tmp_path / "bg" / f"out.{fmt}", block_size=5)
+    b = predict_file(run, plate, tmp_path / "sync" / f"out.{fmt}", block_size=5, background=False)
+    assert a["samples"] == b["samples"] == 23 and a["block_size"] == 5
+    if fmt in ("parquet", "csv", "tsv"):
+        assert (tmp_path / "bg" / f"out.{fmt}").read_bytes() == (tmp_path / "sync" / f"out.{fmt}").read_bytes()
+    else:
+        ma, mb = read(tmp_path / "bg" / f"out.{fmt}"), read(tmp_path / "sync" / f"out.{fmt}")
+        np.testing.assert_array_equal(ma.values, mb.values)
+        pd.testing.assert_frame_equal(ma.sample_meta, mb.sample_meta)
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "lzf"])
+def test_gctx_predictions_read_back_equal_whatever_the_compression(tmp_path, linear_run, compression):
+    ds, run = linear_run
+    plate = _plate(tmp_path, ds, n=30)
+    s = predict_file(run, plate, tmp_path / "out.gctx", block_size=7, compression=compression)
+    assert s["compression"] == compression
+    out = read(tmp_path / "out.gctx")
+    x = ds.landmarks[:30].astype(np.float32)
+    np.testing.assert_array_equal(out.values[:, :ds.n_landmarks], x)
+    np.testing.assert_allclose(out.values[:, ds.n_landmarks:], run.model.predict(x), rtol=1e-5, atol=1e-5)
+    assert out.gene_meta["role"].value_counts().to_dict() == {"inferred": ds.n_targets, "measured": ds.n_landmarks}
+
+
+def test_csv_predictions_carry_role_and_well_inferred_in_the_side_file(tmp_path, linear_run):
+    ds, run = linear_run
+    plate = _plate(tmp_path, ds, n=12)
+    s = predict_file(run, plate, tmp_path / "out.csv")
+    assert s["gene_meta"] == str(tmp_path / "out.genes.csv")
+    table = pd.read_csv(tmp_path / "out.csv", index_col="sample")
+    genes = pd.read_csv(s["gene_meta"], index_col="gene")
+    gene_cols = [c for c in table.columns if c not in ("n_imputed", "ood_score", "ood_flag")]
+    assert genes.index.tolist() == gene_cols == ds.landmark_ids.tolist() + ds.target_ids.tolist()
+    assert (genes.loc[ds.landmark_ids, "role"] == "measured").all()
+    assert (genes.loc[ds.target_ids, "role"] == "inferred").all()
+    assert genes.loc[ds.target_ids, "well_inferred"].tolist() == run.well_inferred().tolist()
+    # joined by column name, as a user would
+    inferred_well = genes.index[(genes["role"] == "inferred") & genes["well_inferred"]]
+    assert table[inferred_well].shape == (12, int(run.well_inferred().sum()))
+
+
+def test_a_writer_thread_failure_in_predict_file_surfaces_and_leaves_no_output(tmp_path, linear_run, monkeypatch):
+    from dgex_core import export
+
+    ds, run = linear_run
+    plate = _plate(tmp_path, ds, n=40)
+    calls = []
+
+    def failing(self, block):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export._Rows, "append", failing)
+    with pytest.raises(OSError, match="No space left"):
+        predict_file(run, plate, tmp_path / "out.csv", block_size=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plate.gctx"]
+
+
+def test_the_default_block_is_sized_in_bytes_and_block_size_overrides_it(tmp_path, linear_run, monkeypatch):
+    from dgex_core.predict import default_block_size
+
+    assert default_block_size(978 + 21_305) == 1310  # 5 GCTX chunks of 262 samples, ~117 MB of float32
+    assert default_block_size(978 + 21_305) * (978 + 21_305) * 4 <= 128 * 2**20
+    monkeypatch.setenv("DGEX_BLOCK_MB", "1")
+    assert default_block_size(978 + 21_305) == 11  # under one chunk: no rounding
+    ds, run = linear_run
+    plate = _plate(tmp_path, ds, n=10)
+    assert predict_file(run, plate, tmp_path / "a.gctx")["block_size"] == default_block_size(ds.n_landmarks + ds.n_targets)
+    assert predict_file(run, plate, tmp_path / "b.gctx", block_size=3)["block_size"] == 3
+
+
+def test_a_compression_the_format_does_not_take_is_refused_before_any_work(tmp_path, linear_run):
+    ds, run = linear_run
+    plate = _plate(tmp_path, ds, n=5)
+    with pytest.raises(ValueError, match="csv output takes compression none"):
+        predict_file(run, plate, tmp_path / "out.csv", compression="gzip")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plate.gctx"]
+
+
+def test_an_unreadable_input_surfaces_from_the_reader_thread_and_leaves_no_output(tmp_path, linear_run):
+    from dgex_core.errors import DgexError
+
+    _, run = linear_run
+    bad = tmp_path / "bad.gctx"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)  # an HDF5 signature and nothing behind it
+    with pytest.raises(DgexError):
+        predict_file(run, bad, tmp_path / "out.gctx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.gctx"]
+
+
+def test_the_reader_thread_stops_and_closes_its_input_when_the_caller_stops():
+    from dgex_core.predict import _Prefetch
+
+    closed = []
+
+    def items():
+        try:
+            yield from range(100)
+        finally:
+            closed.append(True)
+
+    reader = _Prefetch(items())
+    got = []
+    for i in reader:
+        got.append(i)
+        if i == 3:
+            break
+    reader.close()
+    assert got == [0, 1, 2, 3] and closed == [True]
