@@ -6,6 +6,11 @@ a per-session folder for uploaded bytes, reading a dataset from a file with a
 landmark list, model construction from page settings, a background training job,
 the test-set predictions of a run, per-gene error tables for plotting, the order of a
 clustered heatmap, and predictions written to a downloadable file.
+
+Users and sessions: a browser reload or a second tab makes a new Streamlit session, so
+what must outlive one (the training job, its dataset and settings, the finished runs,
+the private folder) lives in a process-wide registry of :class:`UserSlot` objects keyed
+by an unguessable token the browser keeps (the app puts it in the URL and a cookie).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import hashlib
 import os
 import queue
 import re
+import secrets
 import tempfile
 import threading
 import time
@@ -33,13 +39,16 @@ from .store import Run, default_runs_dir, list_runs, load_run, save_run
 __all__ = [
     "APP_DEMO_SIZE",
     "TrainingJob",
+    "UserSlot",
     "cluster_order",
     "demo_config",
     "error_long_table",
     "explain_samples",
+    "find_user",
     "gene_label",
     "make_model",
     "new_session_dir",
+    "new_user",
     "predict_preview",
     "predictions_file",
     "run_split",
@@ -174,6 +183,7 @@ class TrainingJob:
     collected: bool = False
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
+    _poll_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def start(self) -> TrainingJob:
         self.started = time.time()
@@ -220,17 +230,178 @@ class TrainingJob:
         return self
 
     def poll(self) -> pd.DataFrame:
-        """Drain new progress events; the whole history as a table (one row per call)."""
-        while True:
-            try:
-                self.history.append(self.events.get_nowait())
-            except queue.Empty:
-                break
-        return pd.DataFrame(self.history)
+        """Drain new progress events; the whole history as a table (one row per call).
+        Safe from several sessions at once (two tabs of one user): events stay in order."""
+        with self._poll_lock:
+            while True:
+                try:
+                    self.history.append(self.events.get_nowait())
+                except queue.Empty:
+                    break
+            return pd.DataFrame(list(self.history))
 
     @property
     def elapsed(self) -> float:
         return (self.finished or time.time()) - self.started
+
+
+# ------------------------------------------------------------------ users
+#: A user's slot is forgotten this long after their last visit, unless a training runs.
+USER_IDLE_SECONDS = 24 * 3600
+
+#: What :func:`new_user` issues: ``secrets.token_urlsafe(24)``, 32 URL-safe characters (192 bits).
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
+
+#: Where a session's place (dataset and split) is kept: the keys of the app's session state.
+PLACE_KEYS = ("dataset", "dataset_label", "dataset_key", "is_demo", "split_args")
+
+
+@dataclass
+class UserSlot:
+    """What one user (one browser, one token) keeps across reloads and tabs.
+
+    Every Streamlit session of the user (a reload, a second tab) opens the same slot,
+    so it finds the training job again, and the finished run is collected once into
+    :attr:`runs` whichever session sees it end. Two users never share a slot.
+
+    Attributes
+    ----------
+    token
+        The user's token (secret: whoever holds it is that user).
+    job
+        The user's latest :class:`TrainingJob` (running or finished), or None.
+    job_info
+        What the job trains on and how, for a session that comes back to it: its place
+        (:data:`PLACE_KEYS`: ``dataset``, ``dataset_label``, ``dataset_key``, ``is_demo``,
+        ``split_args``) and ``inputs`` (the Train page's widget values).
+    runs, run_dataset
+        The user's finished runs ``{name: Run}`` in order, and the dataset key of each.
+    place
+        The dataset and split the user last worked on (keys of :data:`PLACE_KEYS`).
+    """
+
+    token: str
+    job: TrainingJob | None = None
+    job_info: dict = field(default_factory=dict)
+    runs: dict = field(default_factory=dict)
+    run_dataset: dict = field(default_factory=dict)
+    place: dict = field(default_factory=dict)
+    last_seen: float = field(default_factory=time.time)
+    _folder: Path | None = field(default=None, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @property
+    def folder(self) -> Path:
+        """The user's private folder for uploads and downloads (made on first use)."""
+        with self._lock:
+            if self._folder is None:
+                self._folder = new_session_dir()
+            return self._folder
+
+    @property
+    def busy(self) -> bool:
+        """A training of this user is running."""
+        job = self.job
+        return job is not None and not job.done
+
+    def start_job(self, job: TrainingJob, **info) -> TrainingJob:
+        """Start ``job`` as the user's training; ``info`` becomes :attr:`job_info`.
+
+        Raises
+        ------
+        ModelError
+            If a training of this user is still running (from this tab or another).
+        """
+        with self._lock:
+            if self.busy:
+                raise ModelError(f"training {self.job.name!r} is still running: stop it or wait for it to end "
+                                 "before starting another")
+            self.collect()  # a finished job's run is kept before the job is replaced
+            self.job_info = dict(info)
+            self.job = job.start()
+            return job
+
+    def collect(self) -> Run | None:
+        """Move the finished job's run into :attr:`runs`, exactly once whichever session
+        asks first; returns the run collected now, or None."""
+        with self._lock:
+            job = self.job
+            if job is None or not job.done or job.collected:
+                return None
+            job.poll()
+            job.collected = True
+            if job.run is None:
+                return None
+            self.runs[job.run.name] = job.run
+            self.run_dataset[job.run.name] = self.job_info.get("dataset_key")
+            return job.run
+
+    def add_run(self, run: Run, dataset_key: str | None = None) -> None:
+        """Keep ``run`` (one the user loaded) among the user's runs."""
+        with self._lock:
+            self.runs[run.name] = run
+            if dataset_key is not None:
+                self.run_dataset[run.name] = dataset_key
+
+    def snapshot(self) -> tuple[dict, dict]:
+        """Copies of :attr:`runs` and :attr:`run_dataset`, safe to read while other sessions add to them."""
+        with self._lock:
+            return dict(self.runs), dict(self.run_dataset)
+
+    def remember(self, place: dict) -> None:
+        """Keep the dataset and split a session is on (the :data:`PLACE_KEYS` of ``place``)."""
+        with self._lock:
+            self.place = {k: place[k] for k in PLACE_KEYS if k in place}
+
+    def resume(self) -> dict:
+        """Where a new session of this user starts: the place of a training not yet
+        collected (so its progress, and its run, match the dataset shown), else the
+        place last remembered; ``{}`` for a user new to the app."""
+        with self._lock:
+            job = self.job
+            place = self.job_info if job is not None and not job.collected else self.place
+            out = {k: place[k] for k in PLACE_KEYS if k in place}
+        if "split_args" in out:
+            out["split_args"] = dict(out["split_args"])
+        return out
+
+
+_USERS: dict[str, UserSlot] = {}
+_USERS_LOCK = threading.Lock()
+
+
+def new_user() -> UserSlot:
+    """A slot for a new user, with a fresh unguessable token."""
+    with _USERS_LOCK:
+        _forget_idle_users()
+        while True:
+            token = secrets.token_urlsafe(24)
+            if token not in _USERS:
+                break
+        slot = _USERS[token] = UserSlot(token)
+        return slot
+
+
+def find_user(token: object) -> UserSlot | None:
+    """The slot of the user holding ``token``, or None when ``token`` is malformed or was
+    not issued by this server (a made-up, stale or forgotten token never opens a slot)."""
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        return None
+    with _USERS_LOCK:
+        slot = _USERS.get(token)
+        if slot is not None:
+            slot.last_seen = time.time()
+        return slot
+
+
+def _forget_idle_users(now: float | None = None) -> None:
+    """Drop slots unseen for :data:`USER_IDLE_SECONDS` with no training running or uncollected.
+    Call with ``_USERS_LOCK`` held."""
+    now = time.time() if now is None else now
+    for token, slot in list(_USERS.items()):
+        job = slot.job
+        if now - slot.last_seen > USER_IDLE_SECONDS and (job is None or (job.done and job.collected)):
+            del _USERS[token]
 
 
 def runs_dir() -> Path:

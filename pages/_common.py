@@ -1,13 +1,20 @@
-"""What every page shares: cached loaders and the session-state keys no widget owns.
+"""What every page shares: cached loaders, the user, and the session-state keys no widget owns.
+
+A browser reload or a second tab is a new Streamlit session. What must outlive one
+lives in the user's :class:`~dgex_core.appstate.UserSlot`, found again from a token
+kept in the URL (``?user=``, which a reload keeps) and in a cookie (for new tabs of
+the same browser): the training job, its dataset and the Train page's settings, the
+finished runs and the private folder. A session starts where its user was.
 
 Session state (keys owned by no widget):
 
+- ``user_token``: the user's token (see :func:`user`).
 - ``dataset``: the current :class:`~dgex_core.dataset.Dataset`; ``dataset_label``: its name;
   ``dataset_key``: a string that changes when the dataset does; ``is_demo``.
 - ``split_args``: ``{"val", "test", "seed", "group_by"}`` used for training.
-- ``runs``: ``{name: Run}`` trained or loaded in this session.
-- ``job``: the background :class:`~dgex_core.appstate.TrainingJob`, if any.
-- ``session_dir``: this session's private temporary folder (uploads, downloads).
+- ``runs``: ``{name: Run}`` the user trained or loaded (this tab's view of the user's runs);
+  ``run_dataset``: the dataset key of each.
+- ``job``: the user's latest :class:`~dgex_core.appstate.TrainingJob`, if any.
 """
 
 from __future__ import annotations
@@ -62,15 +69,58 @@ def landmarks_at(path: str | Path):
     return read_landmark_list(str(p), p.stat().st_mtime)
 
 
+#: The URL query parameter and the cookie that carry the user's token.
+USER_PARAM, USER_COOKIE = "user", "dgex_user"
+
+
+def user() -> appstate.UserSlot:
+    """This browser's user, kept across reloads and tabs.
+
+    The session's own token first, then the cookie, then the URL's; a token that is
+    malformed or was not issued by this server (made up, or from before a restart)
+    is replaced by a fresh one. The URL is kept pointing at the token, so a reload
+    comes back to the same user.
+    """
+    ss = st.session_state
+    slot = None
+    for token in (ss.get("user_token"), st.context.cookies.get(USER_COOKIE), st.query_params.get(USER_PARAM)):
+        slot = appstate.find_user(token)
+        if slot is not None:
+            break
+    if slot is None:
+        slot = appstate.new_user()
+    ss["user_token"] = slot.token
+    if st.query_params.get(USER_PARAM) != slot.token:
+        st.query_params[USER_PARAM] = slot.token
+    return slot
+
+
+def remember_user_in_browser() -> None:
+    """Put the user's token in a cookie (once per session, when the browser's differs),
+    so a new tab opened at the plain address finds the same user. The token is checked
+    to be URL-safe characters only before it is written into the page."""
+    ss = st.session_state
+    token = user().token
+    if ss.get("cookie_written") == token or st.context.cookies.get(USER_COOKIE) == token:
+        return
+    st.html(f"<script>document.cookie = '{USER_COOKIE}={token}; path=/; max-age=31536000; SameSite=Strict';"
+            "</script>", unsafe_allow_javascript=True)
+    ss["cookie_written"] = token
+
+
 def session_dir() -> Path:
-    if "session_dir" not in st.session_state:
-        st.session_state["session_dir"] = appstate.new_session_dir()
-    return st.session_state["session_dir"]
+    """The user's private folder (uploads, downloads)."""
+    return user().folder
 
 
 def init_state() -> None:
-    """Open on the built-in demo with the default 80/10/10 split."""
+    """Start where the user was (the dataset of a training still running, else the last
+    dataset and split), or on the built-in demo with the default 80/10/10 split; then
+    pick up the user's training job and runs."""
     ss = st.session_state
+    slot = user()
+    if "dataset" not in ss:
+        ss.update(slot.resume())
     if "dataset" not in ss:
         cfg = appstate.demo_config()
         ss["dataset"] = current_demo_dataset()
@@ -79,19 +129,35 @@ def init_state() -> None:
         ss["is_demo"] = True
     ss.setdefault("split_args", {"val": 0.1, "test": 0.1, "seed": 0, "group_by": None})
     ss.setdefault("runs", {})
+    ss.setdefault("run_dataset", {})
     collect_job()
+    remember_place()
+
+
+def remember_place() -> None:
+    """Keep this session's dataset and split for the user's next session (a reload)."""
+    user().remember(st.session_state)
 
 
 def collect_job() -> None:
-    """Move a finished training job's run into ``runs``."""
-    job = st.session_state.get("job")
-    if job is not None and job.done and not job.collected:
-        job.poll()
-        if job.run is not None:
-            st.session_state["runs"][job.run.name] = job.run
-            st.session_state["run_dataset"] = st.session_state.get("run_dataset", {})
-            st.session_state["run_dataset"][job.run.name] = st.session_state["dataset_key"]
-        job.collected = True
+    """Collect the user's finished training (once, whichever tab sees it end) and bring
+    the user's runs into this session's ``runs``."""
+    ss = st.session_state
+    slot = user()
+    slot.collect()
+    if slot.job is not None:
+        ss["job"] = slot.job
+    runs, run_dataset = slot.snapshot()
+    for name, run in runs.items():
+        if name not in ss["runs"]:
+            ss["runs"][name] = run
+            if run_dataset.get(name) is not None:
+                ss["run_dataset"][name] = run_dataset[name]
+
+
+def current_job() -> appstate.TrainingJob | None:
+    """The user's latest training job (running or finished), from any of their tabs."""
+    return user().job
 
 
 def runs() -> dict:

@@ -1,5 +1,9 @@
 """Train: pick a model family and its settings, train in the background with live
-progress (and a Stop button), or load a saved run."""
+progress (and a Stop button), or load a saved run.
+
+The training belongs to the user, not to the tab: a reload or a second tab shows it
+again (progress, Stop, the finished run) with the settings it was started with, and
+no second training starts on top of it."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import streamlit as st
 
 from dgex_core import appstate
 from dgex_core.errors import DgexError
-from pages._common import collect_job, runs
+from pages._common import collect_job, runs, user
 
 ss = st.session_state
 st.title("Train")
@@ -20,8 +24,17 @@ st.caption(f"On **{ss['dataset_label']}** ({ds.n_samples:,} samples, {ds.n_landm
 
 LABELS = {"linear": "Linear regression (ridge, the LINCS baseline)", "knn": "KNN-GE",
           "mlp": "D-GEX network (PyTorch)"}
-job = ss.get("job")
-busy = job is not None and not job.done
+#: The settings widgets and their defaults; a training remembers their values, so a
+#: session that comes back to it (a reload) shows the settings it runs with.
+INPUTS = {"train_family": "linear", "knn_metric": "euclidean", "mlp_width": 1000, "mlp_layers": 1,
+          "mlp_epochs": 30, "mlp_dropout": 0.3, "mlp_activation": "relu"}
+slot = user()
+collect_job()  # a training that ended since the last run (app.py does it too; AppTest runs the page alone)
+job = slot.job
+busy = slot.busy
+restore = slot.job_info.get("inputs", {}) if busy else {}
+for k, default in INPUTS.items():
+    ss.setdefault(k, restore.get(k, default))  # widgets below take their value from here
 
 tab_new, tab_load = st.tabs(["Train a model", "Load a saved run"])
 with tab_new:
@@ -37,19 +50,25 @@ with tab_new:
         settings["k_grid"] = "auto"
     else:
         c = st.columns(5)
-        settings["width"] = c[0].number_input("Hidden width", 10, 10000, 1000, 100, key="mlp_width")
-        settings["layers"] = c[1].number_input("Hidden layers", 1, 3, 1, key="mlp_layers")
-        settings["max_epochs"] = c[2].number_input("Epochs", 1, 500, 30, key="mlp_epochs")
-        settings["dropout"] = c[3].slider("Dropout", 0.0, 0.9, 0.3, 0.05, key="mlp_dropout")
+        settings["width"] = c[0].number_input("Hidden width", 10, 10000, step=100, key="mlp_width")
+        settings["layers"] = c[1].number_input("Hidden layers", 1, 3, key="mlp_layers")
+        settings["max_epochs"] = c[2].number_input("Epochs", 1, 500, key="mlp_epochs")
+        settings["dropout"] = c[3].slider("Dropout", 0.0, 0.9, step=0.05, key="mlp_dropout")
         settings["activation"] = c[4].selectbox("Activation", ["relu", "tanh", "sigmoid"], key="mlp_activation")
-    default_name = appstate.unique_run_name(f"{ss['dataset_label']}-{family}", runs())
+    taken = [*runs(), *([job.name] if job is not None else [])]
+    default_name = appstate.unique_run_name(f"{ss['dataset_label']}-{family}", taken)
     name = st.text_input("Run name", default_name, key=f"train_name_{default_name}")
+    if busy:
+        st.caption(f"**{job.name}** is training: stop it or wait for it to end to start another.")
     if st.button("Train", type="primary", disabled=busy, key="train_start"):
         try:
             model = appstate.make_model(family, **settings)
-            ss["job"] = appstate.TrainingJob(ds, model, name, split_args=dict(sa), runs_root=appstate.runs_dir(),
-                                            dataset_name=ss["dataset_label"]).start()
-            ss.setdefault("run_dataset", {})[name] = ss["dataset_key"]
+            job = appstate.TrainingJob(ds, model, name, split_args=dict(sa), runs_root=appstate.runs_dir(),
+                                       dataset_name=ss["dataset_label"])
+            place = {k: ss[k] for k in appstate.PLACE_KEYS} | {"split_args": dict(sa)}
+            slot.start_job(job, **place, inputs={k: ss[k] for k in INPUTS if k in ss})
+            ss["job"] = job
+            ss["run_dataset"][name] = ss["dataset_key"]
             st.rerun()
         except DgexError as e:
             st.error(str(e))
@@ -64,18 +83,23 @@ with tab_load:
         if st.button("Load", key="load_run"):
             try:
                 ss["runs"][pick] = appstate.load_saved_run(pick)
+                slot.add_run(ss["runs"][pick])
                 st.success(f"Loaded {pick}")
                 st.rerun()
             except DgexError as e:
                 st.error(str(e))
 
 
-def progress_panel() -> None:
-    job = ss.get("job")
+def progress_panel(shown_busy: bool) -> None:
+    """The user's latest training; ``shown_busy``: it was running when the page was drawn."""
+    slot = user()
+    job, info = slot.job, slot.job_info
     if job is None:
         return
     hist = job.poll()
     st.subheader(f"Run {job.name}")
+    if info.get("dataset_key") != ss["dataset_key"]:
+        st.caption(f"On {info.get('dataset_label', job.dataset_name)}, not the current dataset.")
     if not job.done:
         c = st.columns([3, 1])
         if "epoch" in hist:
@@ -101,13 +125,13 @@ def progress_panel() -> None:
             st.success(f"Run {job.name} ({job.run.family}) trained in {job.elapsed:.1f} s and saved to "
                        f"{appstate.runs_dir() / job.name}"
                        + (f"; test MAE {test['mean_mae']:.4f}" if "mean_mae" in test else ""))
-        if not job.collected:
+        if shown_busy:  # it ended since the page was drawn: draw it again with the run, Train enabled
             collect_job()
             st.rerun()
 
 
-st.fragment(progress_panel, run_every=0.7 if busy else None)()
+st.fragment(progress_panel, run_every=0.7 if busy else None)(busy)
 
 if runs():
-    st.subheader("Runs in this session")
+    st.subheader("Your runs")
     st.dataframe(appstate.runs_table(runs()), hide_index=True)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from dgex_core import appstate
 from dgex_core.demo import DemoConfig, load_demo
-from dgex_core.errors import DatasetError
+from dgex_core.errors import DatasetError, ModelError
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 SIZE = "1500x200"
@@ -447,3 +450,96 @@ def test_interpret_page_without_a_linear_run_and_with_a_deep_network(env, monkey
     assert not any("Does the network read" in s.value for s in at.subheader)
     labels = [b.proto.label for b in at.get("download_button")]
     assert len(labels) == 2 and labels[1] == "Network attributions, 978 x 50 (CSV)"
+
+
+def test_a_reload_finds_the_running_training_again(env, monkeypatch):
+    """A browser reload (or a second tab) is a new session of the same app with the same
+    ``?user=`` token: it shows the running job's progress, its settings and Stop, offers
+    no second training on top, and gets the finished run once."""
+    monkeypatch.setenv("DGEX_DEMO_SIZE", "600x50")
+    gate = threading.Event()  # each epoch waits here: the training runs until the test lets it go
+    progress = appstate.TrainingJob._progress
+
+    def held(self, step, total, metrics):
+        stop = progress(self, step, total, metrics)
+        gate.wait(60)
+        return stop or self._stop.is_set()
+
+    monkeypatch.setattr(appstate.TrainingJob, "_progress", held)
+    at = open_app()
+    token = at.query_params["user"]
+    goto(at, "train")
+    at.selectbox(key="train_family").set_value("mlp").run()
+    at.number_input(key="mlp_width").set_value(16)
+    at.number_input(key="mlp_epochs").set_value(400)
+    at.selectbox(key="mlp_activation").set_value("tanh")
+    at.button(key="train_start").click().run()
+    job = at.session_state["job"]
+    name = job.name
+    try:
+        deadline = time.monotonic() + 60
+        while not job.events.qsize() and not job.history and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first epoch is done and waits at the gate
+
+        again = AppTest.from_file(str(APP), default_timeout=120)
+        again.query_params["user"] = token
+        again.run()
+        assert not again.exception, again.exception
+        assert again.query_params["user"] == token
+        goto(again, "train")
+        assert again.session_state["job"] is job and not job.done
+        progress_bars = again.get("progress")
+        assert progress_bars and "epoch 1 of 400" in progress_bars[0].proto.text
+        assert not again.button(key="train_stop").disabled
+        assert again.button(key="train_start").disabled  # no second training on top
+        assert any(f"**{name}** is training" in c.value for c in again.caption)
+        # the page shows the settings the network trains with, not the defaults
+        assert again.selectbox(key="train_family").value == "mlp"
+        assert again.number_input(key="mlp_width").value == 16 and again.number_input(key="mlp_epochs").value == 400
+        assert again.selectbox(key="mlp_activation").value == "tanh"
+        with pytest.raises(ModelError, match="still running"):  # even from a tab drawn before it started
+            appstate.find_user(token).start_job(appstate.TrainingJob(job.dataset, appstate.make_model("linear"), "x"))
+
+        # another user (no token, or a made-up one) sees none of it
+        for other in ("", "A" * 32, "../../etc/passwd"):
+            stranger = AppTest.from_file(str(APP), default_timeout=120)
+            if other:
+                stranger.query_params["user"] = other
+            stranger.run()
+            assert stranger.query_params["user"] not in (token, other)
+            assert appstate.find_user(stranger.query_params["user"]) is not None
+            goto(stranger, "train")
+            assert "job" not in stranger.session_state and not stranger.button(key="train_start").disabled
+            assert not stranger.get("progress")
+
+        again.button(key="train_stop").click().run()
+        assert job.stopping
+    finally:  # never leave the training held or running
+        if not job.done:
+            job.stop()
+        gate.set()
+    job.join(60)
+    assert job.error is None and job.done
+    for session in (again, at):  # both tabs get the run; it is collected once
+        session.run()
+        assert not session.exception, session.exception
+        assert list(session.session_state["runs"]) == [name]
+        assert session.session_state["runs"][name] is job.run
+        assert any("trained in" in s.value for s in session.success)
+        assert not session.button(key="train_start").disabled
+    assert list(appstate.find_user(token).runs) == [name]
+    assert [p.name for p in (env / "runs").iterdir()] == [name]
+    # a reload after the end starts with the user's runs
+    later = AppTest.from_file(str(APP), default_timeout=120)
+    later.query_params["user"] = token
+    later.run()
+    assert list(later.session_state["runs"]) == [name]
+    assert f"{name} (mlp)" in "\n".join(c.value for c in later.sidebar.caption)
+
+
+def test_user_tokens_are_unguessable_and_checked():
+    a, b = appstate.new_user(), appstate.new_user()
+    assert a.token != b.token and len(a.token) == 32 and re.fullmatch(r"[A-Za-z0-9_-]{32}", a.token)
+    assert appstate.find_user(a.token) is a and appstate.find_user(b.token) is b
+    for bad in (None, 42, "", a.token[:-1], a.token + "x", a.token[:-1] + "/", "A" * 32):
+        assert appstate.find_user(bad) is None

@@ -251,3 +251,61 @@ def test_upload_ten_times_the_limit_is_refused_and_the_app_stays_usable(tmp_path
         pg.get_by_text("978 of 978").first.wait_for()
         _see(pg.locator('[data-testid="stSidebar"]'), "demo-1500x200")
         pg.close()
+
+
+def test_a_reload_mid_training_shows_the_job_again(server, page):
+    """A network trains; the page is reloaded (and the app opened in a second tab at the
+    plain address): both show its live progress, its settings and Stop, and no second
+    Train; Stop ends it and the run is listed once."""
+    url, _ = server
+    ctx = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})  # a new user: own cookies
+    try:
+        pg = ctx.new_page()
+        pg.set_default_timeout(60_000)
+        pg.goto(url)
+        pg.get_by_text("Landmark coverage").first.wait_for()
+        _settle(pg)
+        _goto(pg, "Train")
+        pg.get_by_label("Model family").click()
+        pg.get_by_role("option", name="D-GEX network (PyTorch)").click()
+        _settle(pg)
+        pg.get_by_label("Hidden width").fill("64")
+        pg.get_by_label("Epochs").fill("500")
+        pg.get_by_label("Epochs").press("Enter")
+        _settle(pg)
+        sync_api.expect(pg.get_by_label("Run name")).to_have_value(re.compile(r"-mlp(-\d+)?$"))
+        name = pg.get_by_label("Run name").input_value()
+        pg.get_by_role("button", name="Train", exact=True).click()
+        epoch = re.compile(r"epoch \d+ of 500")
+        pg.get_by_text(epoch).first.wait_for(timeout=60_000)
+        assert "user=" in pg.url
+        assert any(c["name"] == "dgex_user" for c in ctx.cookies())
+
+        pg.reload()
+        second = ctx.new_page()  # the same browser, the address the server prints
+        second.set_default_timeout(60_000)
+        second.goto(url)
+        second.get_by_role("heading", name="Data").first.wait_for()
+        _goto(second, "Train")
+        for tab in (pg, second):
+            tab.get_by_role("heading", name="Train").first.wait_for()
+            tab.get_by_text(epoch).first.wait_for(timeout=30_000)
+            tab.get_by_role("button", name="Stop").wait_for()
+            assert tab.get_by_role("button", name="Train", exact=True).is_disabled()
+            _see(tab, f"{name} is training")
+            _see(tab.locator('[data-testid="stSidebar"]'), f"Training {name}")
+            assert tab.get_by_label("Hidden width").input_value() == "64"
+            assert tab.get_by_label("Epochs").input_value() == "500"
+            family = tab.locator('[data-testid="stSelectbox"]').filter(has_text="Model family").first
+            shown = family.evaluate("e => e.innerText + ' ' + [...e.querySelectorAll('input')].map(i => i.value).join(' ')")
+            assert "D-GEX network (PyTorch)" in shown, shown
+        pg.get_by_role("button", name="Stop").click()
+        for tab in (pg, second):
+            tab.get_by_text("trained in").first.wait_for(timeout=90_000)
+            _settle(tab)
+            sidebar = tab.locator('[data-testid="stSidebar"]')
+            _see(sidebar, f"{name} (mlp)")
+            assert sidebar.get_by_text(f"{name} (mlp)").count() == 1
+            assert tab.get_by_role("button", name="Train", exact=True).is_enabled()
+    finally:
+        ctx.close()
