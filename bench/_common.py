@@ -11,8 +11,12 @@ import json
 import os
 import platform
 import resource
+import select
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -87,10 +91,107 @@ def run_isolated(code: str, timeout: int = 3600) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def write_results(name: str, payload: dict) -> Path:
+def disk_free_gb(path: str | os.PathLike) -> float:
+    """Free space (GB) on the file system holding ``path`` (or its nearest existing parent)."""
+    p = Path(path).resolve()
+    while not p.exists():
+        p = p.parent
+    return shutil.disk_usage(p).free / 2**30
+
+
+def _proc_kb(pid: int, field: str) -> int:
+    """A ``/proc/PID/status`` memory field (``VmRSS``, ``VmHWM``) in KiB; 0 once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _tail(path: Path, n_lines: int, max_bytes: int = 16384) -> list[str]:
+    with open(path, "rb") as fh:
+        fh.seek(max(0, path.stat().st_size - max_bytes))
+        text = fh.read().decode("utf-8", "replace").replace("\r", "\n")
+    return [ln.rstrip() for ln in text.splitlines() if ln.strip()][-n_lines:]
+
+
+def run_measured(argv: list[str], *, timeout: float = 1800, max_rss_gb: float | None = None,
+                 cwd: str | os.PathLike | None = None, env: dict | None = None, log_dir: str | os.PathLike | None = None,
+                 name: str = "cmd", tail_lines: int = 12, poll_s: float = 0.1) -> dict:
+    """Run ``argv`` as a subprocess: wall seconds, peak RSS, exit code and the last lines of its output.
+
+    Peak RSS is the child's ``ru_maxrss`` from ``os.wait4`` (KiB on Linux; it covers the
+    child and the descendants it waited for), cross-checked with ``VmHWM`` polled from
+    ``/proc``. The child runs in its own session; past ``timeout`` seconds, or once its
+    resident memory passes ``max_rss_gb``, that session is killed (SIGKILL) and the
+    record says so. Nothing is raised for a failing command: the record carries it.
+    Output goes to ``log_dir/<name>.stdout|.stderr`` (kept) or a temporary folder.
+    """
+    tmp = None
+    if log_dir is None:
+        tmp = tempfile.TemporaryDirectory()
+        log_dir = tmp.name
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    out_path, err_path = log_dir / f"{name}.stdout", log_dir / f"{name}.stderr"
+    rec: dict = {"argv": [str(a) for a in argv], "timed_out": False, "killed_for_rss": False}
+    try:
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            t0 = time.perf_counter()
+            try:
+                proc = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=err, cwd=cwd, env=env,
+                                        start_new_session=True)
+            except OSError as e:
+                rec.update(exit_code=None, wall_s=0.0, peak_rss_gb=0.0, error=f"could not start: {e}",
+                           stdout_tail=[], stderr_tail=[])
+                return rec
+            pidfd = os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else None
+            hwm_kb = 0
+            try:
+                while True:
+                    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                    if pid:
+                        break
+                    hwm_kb = max(hwm_kb, _proc_kb(proc.pid, "VmHWM"))
+                    why = None
+                    if time.perf_counter() - t0 > timeout:
+                        why = "timed_out"
+                    elif max_rss_gb and _proc_kb(proc.pid, "VmRSS") > max_rss_gb * 2**20:
+                        why = "killed_for_rss"
+                    if why:
+                        rec[why] = True
+                        with suppress(ProcessLookupError):
+                            os.killpg(proc.pid, signal.SIGKILL)
+                        pid, status, usage = os.wait4(proc.pid, 0)
+                        break
+                    if pidfd is not None:
+                        select.select([pidfd], [], [], poll_s)  # wakes as soon as the child exits
+                    else:
+                        time.sleep(poll_s)
+            finally:
+                if pidfd is not None:
+                    os.close(pidfd)
+            wall = time.perf_counter() - t0
+            proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        rec.update(exit_code=proc.returncode, wall_s=wall,
+                   peak_rss_gb=max(usage.ru_maxrss, hwm_kb) / 2**20,
+                   stdout_tail=_tail(out_path, tail_lines), stderr_tail=_tail(err_path, tail_lines))
+        if tmp is None:
+            rec["logs"] = [str(out_path), str(err_path)]
+        return rec
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def write_results(name: str, payload: dict, machine_info: dict | None = None) -> Path:
+    """Write ``bench/results/<name>.json``: the machine (``machine_info`` or :func:`machine`), the time, ``payload``."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    payload = {"machine": machine(), "written": time.strftime("%Y-%m-%d %H:%M:%S"), **payload}
+    payload = {"machine": machine_info or machine(), "written": time.strftime("%Y-%m-%d %H:%M:%S"), **payload}
     path.write_text(json.dumps(payload, indent=1, default=float))
     return path
 
