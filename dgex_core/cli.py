@@ -47,8 +47,9 @@ class _Bar:
             self.bar.close()
 
 
-def _load_dataset(data: str, landmarks: str | None, allow_missing: bool, sample_sheet: str | None = None):
-    """``demo`` or a file plus a landmark list -> Dataset."""
+def _load_dataset(data: str, landmarks: str | None, allow_missing: bool, sample_sheet: str | None = None,
+                  normalize: str | None = None):
+    """``demo`` or a file plus a landmark list -> Dataset (lazy for files: read by blocks)."""
     from .dataset import Dataset
 
     if data == "demo" or data.startswith("demo:"):
@@ -65,26 +66,40 @@ def _load_dataset(data: str, landmarks: str | None, allow_missing: bool, sample_
     if not landmarks:
         raise DgexError("--landmarks is required with --data FILE (a LINCS gene-info file, an L1000 GCT/GCTX, "
                         "or one id per line)")
-    from .io import read, sniff
+    from .io import open_matrix, sniff
     from .landmarks import read_landmarks
 
     lm_list = read_landmarks(landmarks)
-    if sniff(data) in ("csv", "tsv", "parquet"):  # let the landmark ids decide the table's orientation
-        ids = {i for kind in lm_list.kinds for i in lm_list.ids(kind) if i}
-        m = read(data, landmark_ids=ids)
-    else:
-        m = read(data)
+    bar = _Bar(f"cache {Path(data).name}", "samples")
+    try:
+        if sniff(data) in ("csv", "tsv", "parquet"):  # let the landmark ids decide the table's orientation
+            ids = {i for kind in lm_list.kinds for i in lm_list.ids(kind) if i}
+            m = open_matrix(data, landmark_ids=ids, progress=bar)
+        else:
+            m = open_matrix(data, progress=bar)
+    finally:
+        bar.close()
+    m = _normalized(m, normalize)
     if sample_sheet:
         from .io.sheets import read_sample_sheet
-        from .matrix import ExpressionMatrix
 
         sheet = read_sample_sheet(sample_sheet)
-        m = ExpressionMatrix(m.values, m.sample_ids, m.gene_ids, sheet.reindex(m.sample_ids), m.gene_meta,
-                             m.provenance)
+        m = m.with_sample_meta(sheet.reindex(m.sample_ids))
     ds = Dataset.from_matrix(m, lm_list, allow_missing=allow_missing)
     if ds.coverage is not None:
         print(ds.coverage.summary(), file=sys.stderr)
     return ds, Path(data).name
+
+
+def _normalized(m, normalize: str | None):
+    """The matrix through the chosen per-sample normalization (``log2cpm``), recorded in its provenance."""
+    if not normalize or normalize == "none":
+        return m
+    from .preprocess import LOG2CPM, log2_cpm
+
+    if normalize != "log2cpm":
+        raise DgexError(f"--normalize {normalize}: use none or log2cpm")
+    return m.with_row_transform(log2_cpm, LOG2CPM)
 
 
 def _model_from_args(args):
@@ -155,16 +170,29 @@ def _cmd_demo(args) -> int:
 def _cmd_inspect(args) -> int:
     import numpy as np
 
-    from .io import read, sniff
+    from .io import open_matrix, sniff
+    from .lazy import block_rows
 
     fmt = sniff(args.path)
-    m = read(args.path)
-    v = m.values
+    bar = _Bar(f"cache {Path(args.path).name}", "samples")
+    try:
+        m = open_matrix(args.path, progress=bar)
+    finally:
+        bar.close()
+    m = _normalized(m, args.normalize)
+    print(f"{args.path}: {fmt}, {m.n_samples} samples x {m.n_genes} genes ({m.dtype})")
+    # statistics from a few blocks spread over the file (all of it when it is small)
+    per_block = max(1, block_rows(m.n_genes, 8 * 2**20))
+    n_blocks = min(8, -(-m.n_samples // per_block))
+    starts = np.unique(np.linspace(0, max(0, m.n_samples - per_block), n_blocks).astype(int))
+    rows = np.unique(np.concatenate([np.arange(a, min(a + per_block, m.n_samples)) for a in starts]))
+    v = m.read(rows)
     finite = v[np.isfinite(v)]
-    print(f"{args.path}: {fmt}, {m.n_samples} samples x {m.n_genes} genes ({v.dtype})")
+    where = ("all samples" if rows.size == m.n_samples
+             else f"from a sample of {rows.size:,} of the {m.n_samples:,} samples in {starts.size} blocks")
     if finite.size:
         q = np.quantile(finite, [0, 0.5, 1])
-        print(f"values: min {q[0]:.3g}, median {q[1]:.3g}, max {q[2]:.3g}; missing {v.size - finite.size}")
+        print(f"values ({where}): min {q[0]:.3g}, median {q[1]:.3g}, max {q[2]:.3g}; missing {v.size - finite.size}")
     if len(m.sample_meta.columns):
         print(f"sample metadata: {', '.join(map(str, m.sample_meta.columns[:12]))}")
     if len(m.gene_meta.columns):
@@ -181,7 +209,8 @@ def _cmd_train(args) -> int:
     from .store import save_run
     from .training import evaluate_external, train_run
 
-    ds, dname = _load_dataset(args.data, args.landmarks, args.allow_missing_landmarks, args.sample_sheet)
+    ds, dname = _load_dataset(args.data, args.landmarks, args.allow_missing_landmarks, args.sample_sheet,
+                              args.normalize)
     model = _model_from_args(args)
     name = args.name or f"{Path(dname).name.split('.')[0]}-{args.model}"
     bar = _Bar(f"train {args.model}", "epoch" if args.model == "mlp" else "step")
@@ -191,7 +220,8 @@ def _cmd_train(args) -> int:
     finally:
         bar.close()
     if args.external:
-        ext, ename = _load_dataset(args.external, args.landmarks or None, args.allow_missing_landmarks)
+        ext, ename = _load_dataset(args.external, args.landmarks or None, args.allow_missing_landmarks,
+                                   normalize=args.normalize)
         ev = evaluate_external(run, ext, quantile=args.quantile)
         run.metrics["external"] = {"dataset": ename, **ev.summary}
     path = save_run(run, args.runs_dir, overwrite=args.overwrite)
@@ -219,11 +249,15 @@ def _cmd_evaluate(args) -> int:
         _print_summary(run.name, run.metrics["test"], "test")
         return 0
     from .dataset import Dataset
-    from .io import read
+    from .io import open_matrix
 
-    m = read(args.data)
+    m = _normalized(open_matrix(args.data), args.normalize or run.config.get("normalize"))
     ds = Dataset.from_matrix(m, list(run.model.landmark_ids_), allow_missing=False)
-    ev = evaluate_external(run, ds, quantile=args.quantile)
+    bar = _Bar("evaluate", "samples")
+    try:
+        ev = evaluate_external(run, ds, quantile=args.quantile, progress=bar)
+    finally:
+        bar.close()
     _print_summary(run.name, ev.summary, f"{Path(args.data).name}{' (quantile-normalized)' if args.quantile else ''}")
     if args.per_gene:
         ev.per_gene.to_csv(args.per_gene, sep="\t" if args.per_gene.endswith(".tsv") else ",")
@@ -387,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("path", help="GCT, GCTX, GEO series matrix / SOFT, CSV/TSV/Parquet, h5ad or ARCHS4 file")
     i.add_argument("--landmarks", help="landmark list (LINCS gene info, L1000 GCT/GCTX, one id per line)")
     i.add_argument("--max-missing", type=int, default=20, help="missing landmarks to list (default 20)")
+    i.add_argument("--normalize", choices=["none", "log2cpm"], help="per-sample normalization (counts: log2cpm)")
     i.set_defaults(func=_cmd_inspect)
 
     t = sub.add_parser("train", parents=[runs_dir], help="train a model and write a run folder")
@@ -395,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--landmarks", help="landmark list (required with a file)")
     t.add_argument("--model", choices=["linear", "knn", "mlp"], default="linear", help="model family (default linear)")
     t.add_argument("--config", help="JSON or TOML file of model settings (optionally under a [linear]/[knn]/[mlp] key)")
+    t.add_argument("--normalize", choices=["none", "log2cpm"],
+                   help="per-sample normalization of the whole profile before anything else: log2cpm = "
+                        "log2(counts per million + 1), for RNA-seq counts such as ARCHS4 (recorded in the run)")
     t.add_argument("--input-transform", choices=["none", "log2", "quantile", "log2+quantile"],
                    help="landmark preprocessing before standardization (default none)")
     t.add_argument("--name", help="run name (default: <data>-<model>)")
@@ -417,6 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", help="external expression file with measured targets")
     e.add_argument("--quantile", action="store_true", help="quantile-normalize it to the training distribution")
     e.add_argument("--per-gene", help="write per-gene metrics to this CSV/TSV")
+    e.add_argument("--normalize", choices=["none", "log2cpm"],
+                   help="per-sample normalization of --data (default: the run's own)")
     e.set_defaults(func=_cmd_evaluate)
 
     pr = sub.add_parser("predict", parents=[runs_dir], help="apply a run to landmark-only profiles")

@@ -8,6 +8,12 @@ landmark list (:meth:`Dataset.from_matrix`), which reports the landmark coverage
 split deterministically into train / validation / test (:meth:`Dataset.split`); and
 aligned to another dataset's genes to serve as an external test set
 (:meth:`Dataset.align_like`).
+
+Built from a :class:`~dgex_core.lazy.LazyMatrix` (``dgex_core.io.open_matrix``), the
+two matrices are :class:`~dgex_core.lazy.LazyRows` views of the file: subsets and
+splits are index arrays, nothing is read until a block is asked for
+(:meth:`Dataset.read_block`, :meth:`Dataset.iter_blocks`), so a compendium larger
+than memory trains and evaluates in bounded memory.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import pandas as pd
 
 from .errors import DatasetError, LandmarkCoverageError
 from .landmarks import Coverage, LandmarkList, match_landmarks
+from .lazy import LazyMatrix, LazyRows, block_rows, read_pair, select_cols, take_rows
 from .matrix import ExpressionMatrix, Provenance, as_id_index
 
 __all__ = ["Dataset", "Split"]
@@ -61,17 +68,18 @@ class Dataset:
         provenance: Provenance | None = None,
         coverage: Coverage | None = None,
     ) -> None:
-        # Reuse ExpressionMatrix's validation of shapes, ids and metadata.
-        lm = ExpressionMatrix(landmarks, sample_ids, landmark_ids, sample_meta, landmark_meta)
-        tg = ExpressionMatrix(
-            np.empty((lm.n_samples, 0), lm.values.dtype) if targets is None else targets,
-            lm.sample_ids, target_ids, None, target_meta,
-        )
+        # Reuse ExpressionMatrix's validation of shapes, ids and metadata (a lazy view is
+        # validated on a zero-memory stand-in of its shape: nothing is read).
+        lazy = isinstance(landmarks, LazyRows)
+        if targets is None:
+            targets = np.empty((landmarks.shape[0], 0), np.float32 if lazy else np.asarray(landmarks).dtype)
+        lm = ExpressionMatrix(_stand_in(landmarks), sample_ids, landmark_ids, sample_meta, landmark_meta)
+        tg = ExpressionMatrix(_stand_in(targets), lm.sample_ids, target_ids, None, target_meta)
         overlap = lm.gene_ids.intersection(tg.gene_ids)
         if len(overlap):
             raise DatasetError(f"{len(overlap)} genes are both landmark and target, e.g. {overlap[:5].tolist()}")
-        self.landmarks = lm.values
-        self.targets = tg.values
+        self.landmarks = landmarks if isinstance(landmarks, LazyRows) else lm.values
+        self.targets = targets if isinstance(targets, LazyRows) else tg.values
         self.landmark_ids = lm.gene_ids
         self.target_ids = tg.gene_ids
         self.sample_ids = lm.sample_ids
@@ -96,7 +104,8 @@ class Dataset:
         Parameters
         ----------
         matrix
-            Any expression matrix (samples x genes).
+            Any expression matrix (samples x genes), in memory or lazy (a
+            :class:`~dgex_core.lazy.LazyMatrix`: the dataset then reads it by blocks).
         landmarks
             A :class:`LandmarkList` or plain ids (their kind is guessed).
         targets
@@ -141,8 +150,16 @@ class Dataset:
         tg_pos = matrix.gene_ids.get_indexer(tg_ids)
         lm_meta = matrix.gene_meta.iloc[lm_pos].copy()
         lm_meta["landmark"] = cov.present
+        if isinstance(matrix, LazyMatrix):
+            if matrix.in_memory:
+                values = matrix.backend.values
+                lm_vals, tg_vals = values[:, lm_pos], values[:, tg_pos]
+            else:
+                lm_vals, tg_vals = LazyRows(matrix, None, lm_pos), LazyRows(matrix, None, tg_pos)
+        else:
+            lm_vals, tg_vals = matrix.values[:, lm_pos], matrix.values[:, tg_pos]
         return cls(
-            matrix.values[:, lm_pos], matrix.values[:, tg_pos], lm_ids, tg_ids, matrix.sample_ids,
+            lm_vals, tg_vals, lm_ids, tg_ids, matrix.sample_ids,
             matrix.sample_meta, lm_meta, matrix.gene_meta.iloc[tg_pos], matrix.provenance, cov,
         )
 
@@ -162,6 +179,27 @@ class Dataset:
     @property
     def has_targets(self) -> bool:
         return self.n_targets > 0
+
+    @property
+    def is_lazy(self) -> bool:
+        """True when the values stay on disk and are read by blocks."""
+        return isinstance(self.landmarks, LazyRows)
+
+    def read_block(self, rows: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks and targets of some samples (positions), read together: ((n, landmarks), (n, targets))."""
+        return read_pair(self.landmarks, self.targets, rows)
+
+    def default_block_size(self) -> int:
+        """Samples per block so that a block of landmarks and targets fits the block budget."""
+        return block_rows(self.n_landmarks + self.n_targets)
+
+    def iter_blocks(self, block_size: int | None = None):
+        """``(sample_slice, landmarks, targets)`` for consecutive blocks of samples."""
+        bs = block_size or self.default_block_size()
+        for s in range(0, self.n_samples, bs):
+            sl = slice(s, min(s + bs, self.n_samples))
+            x, y = self.read_block(sl)
+            yield sl, x, y
 
     @property
     def noise_floor(self) -> pd.Series | None:
@@ -198,8 +236,17 @@ class Dataset:
         si = self._sample_positions(samples)
         li = _positions(self.landmark_ids, landmarks, "landmark")
         ti = _positions(self.target_ids, targets, "target")
+        if self.is_lazy:
+            lm_vals = take_rows(self.landmarks, si)
+            tg_vals = take_rows(self.targets, si)
+            lm_vals = lm_vals if landmarks is None else select_cols(lm_vals, li)
+            tg_vals = tg_vals if targets is None else select_cols(tg_vals, ti)
+            if isinstance(tg_vals, LazyRows) and isinstance(lm_vals, LazyRows):
+                tg_vals.rows = lm_vals.rows  # the same samples: one array, so blocks read both at once
+        else:
+            lm_vals, tg_vals = self.landmarks[np.ix_(si, li)], self.targets[np.ix_(si, ti)]
         return Dataset(
-            self.landmarks[np.ix_(si, li)], self.targets[np.ix_(si, ti)],
+            lm_vals, tg_vals,
             self.landmark_ids[li], self.target_ids[ti], self.sample_ids[si],
             self.sample_meta.iloc[si], self.landmark_meta.iloc[li], self.target_meta.iloc[ti],
             self.provenance, self.coverage,
@@ -223,6 +270,8 @@ class Dataset:
         Landmarks absent here raise :class:`DatasetError` unless ``allow_missing``, when
         they become NaN columns (to be imputed by the caller); absent targets are dropped.
         """
+        if self.is_lazy:
+            return self._align_lazy(other, allow_missing)
         pool = self.to_matrix()
         lm_pos = pool.gene_ids.get_indexer(other.landmark_ids)
         if (lm_pos < 0).any() and not allow_missing:
@@ -240,8 +289,36 @@ class Dataset:
             other.landmark_meta, other.target_meta.loc[tg_ids], self.provenance, self.coverage,
         )
 
+    def _align_lazy(self, other: Dataset, allow_missing: bool) -> Dataset:
+        """:meth:`align_like` for a lazy dataset: new column positions, nothing read."""
+        lmv, tgv = self.landmarks, self.targets
+        if lmv.matrix is not tgv.matrix:
+            raise DatasetError("cannot align a dataset whose landmarks and targets come from different files")
+        m = lmv.matrix
+        cols = np.concatenate([np.arange(m.n_genes) if lmv.cols is None else lmv.cols,
+                               np.arange(m.n_genes) if tgv.cols is None else tgv.cols])
+        pool_ids = self.landmark_ids.append(self.target_ids)
+        lm_pos = pool_ids.get_indexer(other.landmark_ids)
+        if (lm_pos < 0).any():
+            miss = other.landmark_ids[lm_pos < 0]
+            raise DatasetError(
+                f"{len(miss)} of {other.n_landmarks} landmarks of the reference are absent here, "
+                f"e.g. {miss[:5].tolist()}" + ("" if allow_missing else "; allow missing landmarks to fill them as NaN")
+                + (" (a file read by blocks cannot hold NaN columns: add the landmarks to the file)"
+                   if allow_missing else "")
+            )
+        tg_all = pool_ids.get_indexer(other.target_ids)
+        tg_ids = other.target_ids[tg_all >= 0]
+        tg_pos = tg_all[tg_all >= 0]
+        rows = lmv.rows
+        return Dataset(
+            LazyRows(m, rows, cols[lm_pos]), LazyRows(m, rows, cols[tg_pos]), other.landmark_ids, tg_ids,
+            self.sample_ids, self.sample_meta, other.landmark_meta, other.target_meta.loc[tg_ids],
+            self.provenance, self.coverage,
+        )
+
     def to_matrix(self) -> ExpressionMatrix:
-        """All genes as one matrix, landmarks first (samples x (landmarks + targets))."""
+        """All genes as one matrix, landmarks first (samples x (landmarks + targets)); reads a lazy dataset whole."""
         meta = pd.concat([self.landmark_meta.assign(role="landmark"), self.target_meta.assign(role="target")])
         return ExpressionMatrix(
             np.concatenate([self.landmarks, self.targets.astype(self.landmarks.dtype, copy=False)], axis=1),
@@ -326,6 +403,13 @@ class Split:
     def sample_ids(self) -> dict[str, list[str]]:
         """The sample ids of each part (stored with a run so the split can be checked)."""
         return {k: getattr(self, k).sample_ids.tolist() for k in ("train", "val", "test")}
+
+
+def _stand_in(values) -> np.ndarray:
+    """The array to validate shapes against: a lazy view becomes a zero-memory broadcast of its shape."""
+    if isinstance(values, LazyRows):
+        return np.broadcast_to(np.zeros((), values.dtype), values.shape)
+    return values
 
 
 def _positions(index: pd.Index, ids, what: str) -> np.ndarray:

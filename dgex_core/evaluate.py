@@ -8,12 +8,18 @@ keeps the per-gene table: an average hides the genes a model gets wrong.
 
 Streaming: :class:`GeneErrorAccumulator` sums what MAE and Pearson need over sample
 blocks (``update`` / ``compute``, as torchmetrics does), so a test set larger than
-memory can be scored. Spearman correlation needs ranks, so it is computed on whole
-columns, in gene blocks.
+memory can be scored. Spearman correlation needs ranks of whole columns: the
+measured and predicted values (float32) are kept gene-block-major — in memory when
+small, else in a scratch file laid out so each block of genes is one contiguous read
+(:class:`ColumnSpill`) — and ranked one block of genes at a time.
+:func:`evaluate_model` scores any dataset, in memory or on disk, this way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +28,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 __all__ = [
+    "ColumnSpill",
     "Evaluation",
     "GeneErrorAccumulator",
     "compare",
@@ -73,6 +80,83 @@ class GeneErrorAccumulator:
         if scale is not None:
             out["mae_z"] = out["mae"] / np.asarray(scale, np.float64)
         return pd.DataFrame(out)
+
+
+class ColumnSpill:
+    """Two samples x genes float32 matrices written by sample blocks, read back by gene blocks.
+
+    Layout: gene block after gene block, each block ``n_rows x width`` C-ordered, so a
+    block of genes over all samples is one contiguous read. In memory when both
+    matrices fit ``memory_bytes``; otherwise in a scratch file removed by :meth:`close`.
+
+    Parameters
+    ----------
+    n_rows, n_cols
+        Samples and genes.
+    budget
+        Bytes one gene block may take when ranked (float64 ranks of both matrices).
+    """
+
+    def __init__(self, n_rows: int, n_cols: int, budget: int = 256 * 2**20, memory_bytes: int = 512 * 2**20,
+                 folder: str | os.PathLike | None = None) -> None:
+        self.n_rows, self.n_cols = n_rows, n_cols
+        self.width = int(max(1, min(max(n_cols, 1), budget // max(1, n_rows * 8 * 4))))
+        self._mem = 2 * n_rows * n_cols * 4 <= memory_bytes
+        if self._mem:
+            self._a = np.empty((n_rows, n_cols), np.float32)
+            self._b = np.empty((n_rows, n_cols), np.float32)
+            self._fd = None
+        else:
+            if folder is None:
+                from .io.cache import cache_dir
+
+                folder = os.environ.get("DGEX_TMPDIR") or cache_dir().parent / "tmp"
+            os.makedirs(folder, exist_ok=True)
+            fd, self._path = tempfile.mkstemp(prefix="spill-", suffix=".bin", dir=folder)
+            self._fd = fd
+            os.unlink(self._path)  # gone when closed, even after a crash
+            os.ftruncate(fd, 2 * n_rows * n_cols * 4)
+
+    def _offset(self, which: int, g0: int, row: int) -> int:
+        w = min(self.width, self.n_cols - g0)
+        return (which * self.n_rows * self.n_cols + self.n_rows * g0 + row * w) * 4
+
+    def write(self, row: int, a: np.ndarray, b: np.ndarray) -> None:
+        """Rows ``row..row+len(a)`` of both matrices (n, n_cols)."""
+        if self._mem:
+            self._a[row:row + a.shape[0]] = a
+            self._b[row:row + b.shape[0]] = b
+            return
+        for which, m in ((0, a), (1, b)):
+            m = np.asarray(m, np.float32)
+            for g0 in range(0, self.n_cols, self.width):
+                part = np.ascontiguousarray(m[:, g0:g0 + self.width])
+                os.pwrite(self._fd, part.data, self._offset(which, g0, row))
+
+    def blocks(self):
+        """``(g0, g1, a_block, b_block)``: all samples of each block of genes."""
+        for g0 in range(0, self.n_cols, self.width):
+            g1 = min(g0 + self.width, self.n_cols)
+            if self._mem:
+                yield g0, g1, self._a[:, g0:g1], self._b[:, g0:g1]
+                continue
+            out = []
+            for which in (0, 1):
+                n = self.n_rows * (g1 - g0) * 4
+                buf = bytearray(n)
+                os.preadv(self._fd, [buf], self._offset(which, g0, 0))
+                out.append(np.frombuffer(buf, np.float32).reshape(self.n_rows, g1 - g0))
+            yield g0, g1, out[0], out[1]
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._a = self._b = None
+
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            self.close()
 
 
 def _spearman_columns(t: np.ndarray, p: np.ndarray, block: int = 2048) -> np.ndarray:
@@ -219,7 +303,8 @@ def evaluate_predictions(
     return Evaluation(pg, ps, summarize(pg, groups))
 
 
-def evaluate_model(model, data, group_by: str | None = "auto") -> Evaluation:
+def evaluate_model(model, data, group_by: str | None = "auto", *, block_size: int | None = None,
+                   progress=None) -> Evaluation:
     """Score a fitted model on a dataset with targets, matching landmarks and targets by id.
 
     Errors are in the model's standardized units (``mae_z``: divided by the training sd
@@ -228,26 +313,55 @@ def evaluate_model(model, data, group_by: str | None = "auto") -> Evaluation:
     each target's noise floor (the demo), it is reported beside every figure.
     ``group_by="auto"`` breaks the summary down by the demo's ``nonlinear`` flag when
     present; pass a target-metadata column name, or ``None``.
+
+    Streams: samples are predicted and scored block by block (a dataset opened
+    lazily is read once), so memory is bounded by a block and one gene block of the
+    Spearman ranks, not by samples x genes.
     """
     from .errors import ModelError
 
     if not data.has_targets:
         raise ModelError("the dataset has no measured targets to compare predictions with")
-    pred = model.predict_dataset(data)
     tpos = data.target_ids.get_indexer(model.target_ids_)
     present = tpos >= 0
     if not present.any():
         raise ModelError("none of the model's targets is measured in this dataset")
     genes = model.target_ids_[present]
-    y_true = data.targets[:, tpos[present]]
-    y_pred = pred.to_numpy()[:, present]
+    cols = tpos[present]
+    pcols = np.flatnonzero(present)
     scale = model.target_scaler_.scale_[present]
     floor = data.noise_floor
     floor = None if floor is None else floor.reindex(genes).to_numpy()
     if group_by == "auto":
         group_by = "nonlinear" if "nonlinear" in data.target_meta else None
     groups = None if group_by is None else data.target_meta[group_by].reindex(genes)
-    ev = evaluate_predictions(y_true, y_pred, genes, data.sample_ids, scale, floor, groups)
+
+    acc = GeneErrorAccumulator(len(genes))
+    spill = ColumnSpill(data.n_samples, len(genes))
+    per_sample = np.empty(data.n_samples)
+    scale64 = np.asarray(scale, np.float64)
+    try:
+        for sl, pred, y in model.iter_predictions(data, block_size, with_targets=True):
+            t = y[:, cols] if cols.size != y.shape[1] or not np.array_equal(cols, np.arange(y.shape[1])) else y
+            p = pred[:, pcols] if pcols.size != pred.shape[1] else pred
+            acc.update(t, p)
+            per_sample[sl] = (np.abs(p.astype(np.float64) - t) / scale64).mean(axis=1)
+            spill.write(sl.start, t, p)
+            if progress:
+                progress(sl.stop, data.n_samples, {"stage": "scoring"})
+        pg = acc.compute(scale)
+        rho = np.empty(len(genes))
+        for g0, g1, t, p in spill.blocks():
+            rho[g0:g1] = _spearman_columns(np.asarray(t, np.float64), np.asarray(p, np.float64))
+    finally:
+        spill.close()
+    pg["spearman"] = rho
+    if floor is not None:
+        pg["floor"] = np.asarray(floor, np.float64)
+        pg["floor_z"] = pg["floor"] / np.asarray(scale, np.float64)
+    pg.index = pd.Index(list(genes), name="gene")
+    ps = pd.Series(per_sample, index=pd.Index(list(data.sample_ids), name="sample"), name="mae_z")
+    ev = Evaluation(pg, ps, summarize(pg, groups))
     ev.summary["n_targets_model"] = len(model.target_ids_)
     ev.summary["n_samples"] = data.n_samples
     return ev

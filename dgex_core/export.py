@@ -36,7 +36,7 @@ genes of predicted values, see ``bench/bench_predict.py``):
 
 - GCTX: ``"none"`` (default: chunked in the Broad layout, uncompressed; HDF5 writes
   it at ~20,000 profiles/s), ``"gzip"`` (deflate level 6, what cmapPy and the
-  Broad's files use: the file is only ~12% smaller, since the mantissas of predicted
+  Broad's files use: the file is only ~17% smaller, since the mantissas of predicted
   values are noise, and deflate runs at ~220 profiles/s per core; dgex compresses
   the chunks on every core in parallel), ``"lzf"`` (fast, but saves nothing on
   such values).
@@ -46,8 +46,10 @@ genes of predicted values, see ``bench/bench_predict.py``):
   ``"none"``. pyarrow's Parquet writer encodes columns on one thread (it has no
   ``use_threads`` option, apache/arrow#50866), so the encoding runs on the
   background writer thread, overlapped with the prediction. Rows are grouped into
-  row groups of ~:data:`PARQUET_ROW_GROUP_BYTES` (the footer holds metadata for
-  every column of every row group: ~2 MB per row group at 22,283 columns).
+  row groups of at most :data:`PARQUET_ROW_GROUP_BYTES` (the footer holds metadata
+  for every column of every row group: ~1.3 MB per row group at 22,283 columns,
+  ~18 MB in the writer's memory until it closes, so memory grows by ~0.45 GB per
+  200,000 samples).
 - CSV / TSV / GCT: uncompressed only. Text is format-bound: every float32 value is
   written in its shortest exact form (~9.4 bytes), which pyarrow does at ~230
   profiles/s per core; pieces of each block are formatted on every core in parallel.
@@ -87,8 +89,11 @@ COMPRESSIONS = {
     "gct": ("none",),
 }
 
-#: Target size of a Parquet row group in bytes of values (a few blocks are gathered).
-PARQUET_ROW_GROUP_BYTES = 512 * 2**20
+#: Most bytes of values in a Parquet row group (whole blocks are gathered into it). The
+#: writer also keeps ~18 MB of metadata per row group at 22,283 columns until it
+#: closes, so fewer, larger row groups bound memory better: at 768 MiB (7,860 samples
+#: of 1,310-sample blocks), 200,000 samples make 26 row groups.
+PARQUET_ROW_GROUP_BYTES = 768 * 2**20
 
 #: Deflate level of ``compression="gzip"`` (cmapPy's).
 GZIP_LEVEL = 6
@@ -520,7 +525,7 @@ def open_block_writer(path: str | os.PathLike, gene_ids, gene_meta: pd.DataFrame
     compression
         One of :data:`COMPRESSIONS` for the format; ``None`` or ``"default"`` for its
         default (GCTX: ``"none"``; Parquet: ``"lz4"``). ``"gzip"`` on a GCTX is what
-        cmapPy and the Broad's files use (deflate level 6): ~12% smaller for ~100x the
+        cmapPy and the Broad's files use (deflate level 6): ~17% smaller for ~100x the
         CPU time of writing uncompressed (see the module notes).
     background
         Write on a thread of its own (:class:`BackgroundWriter`), so the caller computes

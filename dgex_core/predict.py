@@ -172,21 +172,24 @@ def output_gene_meta(run: Run) -> pd.DataFrame:
     }, index=lm.append(tg))
 
 
-def _blocks(path: Path, block_size: int) -> Iterator[tuple[ExpressionMatrix, pd.Index, pd.DataFrame]]:
-    from .io import read, sniff
+def _blocks(path: Path, block_size: int, normalize: str | None = None
+            ) -> Iterator[tuple[ExpressionMatrix, pd.Index, pd.DataFrame]]:
+    """The input by blocks of samples, whatever its format (:func:`dgex_core.io.open_matrix`):
+    GCTX, h5ad and ARCHS4 read block by block, other formats through the on-disk cache.
+    ``normalize="log2cpm"`` applies the run's per-sample counts normalization."""
+    from .io import open_matrix
 
-    if sniff(path) == "gctx":
-        from .io.gctx import GCTXFile
+    m = open_matrix(path)
+    try:
+        if normalize == "log2cpm":
+            from .preprocess import LOG2CPM, log2_cpm
 
-        with GCTXFile(path) as f:
-            for b in f.iter_sample_blocks(block_size):
-                yield b, f.row_ids, f.row_meta()
-        return
-    m = read(path)
-    for s in range(0, m.n_samples, block_size):
-        sl = slice(s, s + block_size)
-        yield (ExpressionMatrix(m.values[sl], m.sample_ids[sl], m.gene_ids, m.sample_meta.iloc[sl],
-                                m.gene_meta, m.provenance), m.gene_ids, m.gene_meta)
+            m = m.with_row_transform(log2_cpm, LOG2CPM)
+        for sl, values in m.iter_blocks(block_size):
+            yield (ExpressionMatrix(values, m.sample_ids[sl], m.gene_ids, m.sample_meta.iloc[sl],
+                                    m.gene_meta, m.provenance), m.gene_ids, m.gene_meta)
+    finally:
+        m.close()
 
 
 class _Prefetch:
@@ -275,7 +278,7 @@ def predict_file(
         :func:`predict_matrix_block`).
     compression
         As :func:`~dgex_core.export.open_block_writer` takes it: for GCTX ``"none"``
-        (default), ``"gzip"`` (deflate 6, as cmapPy and the Broad's files: ~12%
+        (default), ``"gzip"`` (deflate 6, as cmapPy and the Broad's files: ~17%
         smaller, and ~20x slower than the prediction itself on 2 cores; the chunks are
         compressed on every core) or ``"lzf"``; for Parquet ``"lz4"`` (default),
         ``"zstd"``, ``"snappy"``, ``"gzip"``, ``"none"``.

@@ -32,14 +32,35 @@ from .errors import DatasetError, ModelError
 from .matrix import ExpressionMatrix
 
 __all__ = [
+    "LOG2CPM",
     "Log2Transform",
     "Pipeline",
     "QuantileNormalizer",
     "Standardizer",
     "collapse_probes",
+    "log2_cpm",
     "looks_unlogged",
     "step_from_state",
 ]
+
+
+#: How the per-sample counts normalization is recorded in a matrix's provenance and a run.
+LOG2CPM = "log2(CPM+1)"
+
+
+def log2_cpm(counts: np.ndarray) -> np.ndarray:
+    """log2(counts per million + 1) of each sample (row) of a samples x genes count block.
+
+    The library size is the sample's own total over the genes given (all genes of the
+    file when applied on reading), so it needs no training statistics; the per-gene
+    standardization fitted on training samples comes after. float32 out; missing
+    counts stay missing and do not add to the total; an all-zero sample stays 0.
+    """
+    X = np.asarray(counts, dtype=np.float64)
+    lib = np.nansum(X, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.log2(X * (1e6 / np.where(lib > 0, lib, 1.0)) + 1.0)
+    return out.astype(np.float32)
 
 
 def looks_unlogged(X: np.ndarray) -> bool:

@@ -28,8 +28,9 @@ from . import __version__
 from .dataset import Dataset, Split
 from .errors import ModelError
 from .evaluate import Evaluation, evaluate_model
+from .lazy import LazyMatrix, LazyRows, _Delegate, block_rows, sample_positions
 from .models.base import Model, Progress
-from .preprocess import QuantileNormalizer
+from .preprocess import LOG2CPM, QuantileNormalizer
 from .store import Run
 from .trust import DistributionCheck
 
@@ -37,6 +38,17 @@ __all__ = ["WELL_INFERRED_R", "evaluate_external", "predict_with_run", "quantile
 
 #: Default Pearson r on validation above which a target counts as well inferred.
 WELL_INFERRED_R = 0.5
+
+#: Most training (and validation) samples, evenly spaced, that fit the out-of-distribution
+#: check: a PCA of ~1,000 landmarks and a 99% quantile are settled long before that.
+MAX_TRUST_SAMPLES = 20_000
+
+
+def _rows(values, rows: np.ndarray) -> np.ndarray:
+    """``values[rows]`` as an array (all of it without a copy when every row is asked)."""
+    if rows.size == values.shape[0] and isinstance(values, np.ndarray):
+        return values
+    return np.asarray(values[rows])
 
 
 def _ids_digest(ids) -> str:
@@ -107,9 +119,17 @@ def train_run(
 
     trust = None
     if split.val.n_samples >= 1 and split.train.n_samples >= 3:
-        trust = DistributionCheck().fit(model.standardize_landmarks(split.train.landmarks), model.standardize_landmarks(split.val.landmarks))
+        tr = sample_positions(split.train.n_samples, MAX_TRUST_SAMPLES)
+        va = sample_positions(split.val.n_samples, MAX_TRUST_SAMPLES)
+        trust = DistributionCheck().fit(model.standardize_landmarks(_rows(split.train.landmarks, tr)),
+                                        model.standardize_landmarks(_rows(split.val.landmarks, va)))
         if per_sample is not None:
-            per_sample["ood_score"] = trust.score(model.standardize_landmarks(split.test.landmarks))
+            score = np.empty(split.test.n_samples)
+            bs = block_rows(split.test.n_landmarks)
+            for s0 in range(0, split.test.n_samples, bs):
+                sl = slice(s0, min(s0 + bs, split.test.n_samples))
+                score[sl] = trust.score(model.standardize_landmarks(np.asarray(split.test.landmarks[sl])))
+            per_sample["ood_score"] = score
     if per_sample is not None:
         meta = split.test.sample_meta
         for c in meta.columns[:20]:
@@ -122,7 +142,7 @@ def train_run(
     rows = np.unique(np.linspace(0, split.train.n_samples - 1, min(split.train.n_samples, 2000)).astype(int))
     for s in range(0, len(rows), 1000):
         r = rows[s:s + 1000]
-        reference.partial_fit(np.hstack([split.train.landmarks[r], split.train.targets[r]]))
+        reference.partial_fit(np.hstack(split.train.read_block(r)))
 
     import torch
 
@@ -143,6 +163,7 @@ def train_run(
             "train_ids_sha": _ids_digest(split.train.sample_ids), "val_ids_sha": _ids_digest(split.val.sample_ids),
             "test_ids_sha": _ids_digest(split.test.sample_ids),
         },
+        "normalize": "log2cpm" if LOG2CPM in dataset.provenance.transforms else None,
         "n_landmarks": len(model.landmark_ids_),
         "n_targets": len(model.target_ids_),
         "well_inferred_r": well_inferred_r,
@@ -180,15 +201,31 @@ def quantile_to_reference(data: Dataset, reference: np.ndarray) -> Dataset:
     with a run; when the sample has fewer genes it is resampled to their number.
     """
     qn = QuantileNormalizer.from_state({}, {"reference": np.asarray(reference, np.float64)})
+    prov = data.provenance.with_transform("quantile-normalized to the training distribution")
+    if data.is_lazy:  # normalized block by block as it is read
+        lmv, tgv = data.landmarks, data.targets
+        m = lmv.matrix
+        cols = np.concatenate([np.arange(m.n_genes) if lmv.cols is None else lmv.cols,
+                               np.arange(m.n_genes) if tgv.cols is None else tgv.cols])
+
+        def read(rows, sub):
+            out = qn.map_rows(m.read(rows, cols).astype(np.float64)).astype(np.float32)
+            return out if sub is None else out[:, sub]
+
+        qm = LazyMatrix(_Delegate((m.n_samples, cols.size), np.float32, read), m.sample_ids,
+                        pd.Index([f"c{i}" for i in range(cols.size)], dtype=object), provenance=prov)
+        k = data.n_landmarks
+        return Dataset(LazyRows(qm, lmv.rows, np.arange(k)), LazyRows(qm, lmv.rows, np.arange(k, cols.size)),
+                       data.landmark_ids, data.target_ids, data.sample_ids, data.sample_meta,
+                       data.landmark_meta, data.target_meta, prov, data.coverage)
     out = qn.map_rows(np.hstack([data.landmarks, data.targets]).astype(np.float64))
     out = out.astype(data.landmarks.dtype, copy=False)
     k = data.n_landmarks
     return Dataset(out[:, :k], out[:, k:], data.landmark_ids, data.target_ids, data.sample_ids, data.sample_meta,
-                   data.landmark_meta, data.target_meta,
-                   data.provenance.with_transform("quantile-normalized to the training distribution"), data.coverage)
+                   data.landmark_meta, data.target_meta, prov, data.coverage)
 
 
-def evaluate_external(run: Run, data: Dataset, *, quantile: bool = False) -> Evaluation:
+def evaluate_external(run: Run, data: Dataset, *, quantile: bool = False, progress=None) -> Evaluation:
     """Score a run on an external dataset (another platform, another study).
 
     ``data`` is aligned to the run's genes by id (missing landmarks are an error;
@@ -206,6 +243,6 @@ def evaluate_external(run: Run, data: Dataset, *, quantile: bool = False) -> Eva
         if run.reference is None:
             raise ModelError(f"run {run.name} has no stored training distribution; retrain it to use quantile normalization")
         aligned = quantile_to_reference(aligned, run.reference)
-    ev = evaluate_model(run.model, aligned)
+    ev = evaluate_model(run.model, aligned, progress=progress)
     ev.summary["quantile_normalized"] = quantile
     return ev

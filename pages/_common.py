@@ -25,7 +25,7 @@ import streamlit as st
 
 from dgex_core import appstate
 from dgex_core.demo import DemoConfig, load_demo
-from dgex_core.io import read
+from dgex_core.io import open_matrix, read
 from dgex_core.landmarks import read_landmarks
 
 
@@ -57,6 +57,17 @@ def read_matrix(path: str, mtime: float):
 @st.cache_resource(show_spinner=False, max_entries=8)
 def read_landmark_list(path: str, mtime: float):
     return read_landmarks(path)
+
+
+@st.cache_resource(show_spinner="Opening the file (a text file is cached on first use)...", max_entries=8)
+def open_lazy_matrix(path: str, mtime: float):
+    return open_matrix(path)
+
+
+def lazy_matrix_at(path: str | Path):
+    """The file as a lazy matrix: ids and metadata only, values read by blocks when used."""
+    p = Path(path)
+    return open_lazy_matrix(str(p), p.stat().st_mtime)
 
 
 def matrix_at(path: str | Path):

@@ -12,7 +12,13 @@ from dgex_core import appstate
 from dgex_core.dataset import Dataset
 from dgex_core.errors import DgexError
 from dgex_core.landmarks import match_landmarks
-from pages._common import current_demo, current_demo_dataset, landmarks_at, matrix_at, session_dir
+from pages._common import (
+    current_demo,
+    current_demo_dataset,
+    landmarks_at,
+    lazy_matrix_at,
+    session_dir,
+)
 
 ss = st.session_state
 st.title("Data")
@@ -54,7 +60,7 @@ else:
     matrix = None
     if data_path is not None:
         try:
-            matrix = matrix_at(data_path)
+            matrix = lazy_matrix_at(data_path)
         except DgexError as e:
             st.error(appstate.plain_message(e, data_path))
     lm_path = file_source("Landmark list (an L1000 GCT/GCTX, a LINCS gene-info file, one id per line)",

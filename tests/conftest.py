@@ -27,3 +27,20 @@ def l1000_plate(real_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def gpl96_bladder(real_dir: Path) -> Path:
     return real_dir / "gpl96_bladder_n57x22283.gct.gz"
+
+
+def _private_caches() -> None:
+    """Matrix caches and scratch files of the test run go to a temporary folder, not ~/.cache."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if "DGEX_MATRIX_CACHE" not in os.environ:
+        root = tempfile.mkdtemp(prefix="dgex-test-cache-")
+        os.environ["DGEX_MATRIX_CACHE"] = os.path.join(root, "matrices")
+        os.environ.setdefault("DGEX_TMPDIR", os.path.join(root, "tmp"))
+        atexit.register(shutil.rmtree, root, True)
+
+
+_private_caches()

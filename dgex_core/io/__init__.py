@@ -32,7 +32,7 @@ from ..errors import DataFormatError, DgexError
 from ..matrix import ExpressionMatrix
 from ._common import HDF5_MAGIC, PARQUET_MAGIC, head_bytes
 
-__all__ = ["FORMATS", "WRITE_FORMATS", "read", "sniff", "write"]
+__all__ = ["FORMATS", "WRITE_FORMATS", "open_matrix", "read", "sniff", "write"]
 
 FORMATS = ("gct", "gctx", "geo_series_matrix", "geo_soft", "csv", "tsv", "parquet", "h5ad", "archs4")
 WRITE_FORMATS = ("gct", "gctx", "csv", "tsv", "parquet", "h5ad")
@@ -142,6 +142,66 @@ def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Expres
 
 
 _BINARY_FORMATS = ("gctx", "h5ad", "archs4", "parquet")
+
+
+def open_matrix(path: str | os.PathLike, format: str | None = None, *, progress=None, cache: bool | None = None,
+                **kwargs):
+    """Open an expression file as a lazy, block-addressable samples x genes matrix.
+
+    Nothing but ids and metadata is read: values are read by blocks of samples when
+    asked (:class:`~dgex_core.lazy.LazyMatrix`), so memory does not grow with the
+    number of samples.
+
+    - GCTX: the matrix dataset itself (already samples x genes on disk).
+    - h5ad: ``X`` (or ``layer=``) backed, dense or CSR sparse.
+    - ARCHS4: ``data/expression`` (genes x samples) read by sample blocks.
+    - text formats (GCT, CSV/TSV, GEO), Parquet, CSC h5ad: read once into the
+      sample-major on-disk cache (:mod:`dgex_core.io.cache`), instant afterwards;
+      files under ``$DGEX_CACHE_MIN_MB`` (64 MB) are read into memory instead.
+
+    Parameters
+    ----------
+    format
+        Force a format (default: sniffed from the content).
+    progress
+        ``progress(step, total, info)`` while a cache is built.
+    cache
+        ``True`` to cache whatever the size, ``False`` never (read into memory);
+        default by size.
+    **kwargs
+        Reader options, as :func:`read` takes them.
+    """
+    from ..lazy import LazyMatrix
+
+    fmt = format or sniff(path)
+    try:
+        if fmt == "gctx" and not kwargs:
+            from .gctx import open_gctx
+            return open_gctx(path)
+        if fmt == "h5ad" and set(kwargs) <= {"layer", "gene_id_column"}:
+            from .h5ad import open_h5ad
+            return open_h5ad(path, **kwargs)
+        if fmt == "archs4" and set(kwargs) <= {"sample_fields"}:
+            from .archs4 import open_archs4
+            return open_archs4(path, **kwargs)
+    except DgexError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError) as e:
+        raise DataFormatError(path, f"{fmt} structure", f"the file is damaged or truncated ({e})",
+                              f"a complete {fmt} file") from None
+    use_cache = cache if cache is not None else Path(path).stat().st_size >= _min_cache_bytes()
+    if not use_cache:
+        return LazyMatrix.from_matrix(read(path, fmt, **kwargs))
+    from .cache import open_cached
+
+    options = {"format": fmt, **{k: (sorted(v) if isinstance(v, (set, frozenset)) else v) for k, v in kwargs.items()}}
+    return open_cached(path, lambda: read(path, fmt, **kwargs), options, progress=progress)
+
+
+def _min_cache_bytes() -> int:
+    from .cache import min_cache_bytes
+
+    return min_cache_bytes()
 
 
 def _read_as(fmt: str, path, **kwargs) -> ExpressionMatrix:

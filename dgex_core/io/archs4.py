@@ -338,3 +338,45 @@ def _gene_meta(f: h5py.File, path: Path, pos: np.ndarray, ids: pd.Index, n: int,
             raise DataFormatError(path, f"/{node}", f"has {ds.shape[0]} entries", f"one per gene ({n})")
         data[name] = _column(ds[()][pos])
     return pd.DataFrame(data, index=ids)
+
+
+def open_archs4(path: str | os.PathLike, *, sample_fields: Sequence[str] | None = None):
+    """An ARCHS4 file as a :class:`~dgex_core.lazy.LazyMatrix` of raw counts, read by sample blocks.
+
+    The same genes and ids as :func:`read_archs4` (first row of a duplicated symbol);
+    a block of samples reads ``data/expression[:, s0:s1]`` in the v2 genes x samples
+    layout, so memory is bounded by the block, not by the ~10^5-10^6 samples.
+    """
+    from ..lazy import _H5, LazyMatrix, _Columns
+
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise DataFormatError(path, "HDF5 header", f"cannot open as HDF5 ({e})", "an ARCHS4 .h5 file") from None
+    with f:
+        expr = _dataset(f, EXPRESSION, path)
+        symbol_node = next((n for n in SYMBOL_NODES if n in f), None)
+        if symbol_node is None:
+            raise DataFormatError(path, "/meta/genes", f"no gene symbol array (looked for {', '.join(SYMBOL_NODES)})",
+                                  "an ARCHS4 gene matrix with meta/genes/symbol")
+        symbols = _text(_dataset(f, symbol_node, path)[()])
+        accessions = _text(_dataset(f, ACCESSIONS, path)[()])
+        genes_first = _layout(expr, len(symbols), len(accessions), path, symbol_node)
+        first_of = _first_occurrences(symbols)
+        notes = _duplicate_notes(symbols, first_of, symbol_node)
+        notes["layout"] = "genes x samples" if genes_first else "samples x genes"
+        gene_pos = _select_genes(None, symbols, first_of, notes)
+        sample_pos = np.arange(len(accessions), dtype=np.int64)
+        sample_ids = pd.Index(accessions, dtype=object)
+        gene_ids = pd.Index([symbols[i] for i in gene_pos], dtype=object)
+        sample_meta = _sample_meta(f, path, sample_pos, sample_ids, sample_fields)
+        gene_meta = _gene_meta(f, path, gene_pos, gene_ids, len(symbols), symbol_node)
+        if "meta/info/version" in f:
+            notes["archs4_version"] = _text(np.atleast_1d(f["meta/info/version"][()]))[0]
+    notes["values"] = "raw counts"
+    inner = _H5(path, EXPRESSION, genes_first=genes_first)
+    backend = inner if gene_pos.size == inner.shape[1] and np.array_equal(gene_pos, np.arange(gene_pos.size)) \
+        else _Columns(inner, gene_pos)
+    return LazyMatrix(backend, sample_ids, gene_ids, sample_meta, gene_meta,
+                      Provenance(str(path), "archs4", notes=notes))

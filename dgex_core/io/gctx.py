@@ -55,11 +55,12 @@ import pandas as pd
 
 from .._atomic import atomic_path
 from ..errors import DataFormatError, DatasetError
+from ..lazy import LazyMatrix, _Delegate
 from ..matrix import ExpressionMatrix, Provenance, as_id_index
 from ._common import GZIP_MAGIC, HDF5_MAGIC, MISSING_TOKENS, head_bytes
 from .gct import META_MISSING
 
-__all__ = ["GCTXFile", "GCTXWriter", "broad_chunks", "plan_reads", "read_gctx", "write_gctx"]
+__all__ = ["GCTXFile", "GCTXWriter", "broad_chunks", "open_gctx", "plan_reads", "read_gctx", "write_gctx"]
 
 VERSION = "GCTX1.0"
 MATRIX = "/0/DATA/0/matrix"
@@ -884,3 +885,19 @@ def write_gctx(matrix: ExpressionMatrix, path: str | os.PathLike, *, compression
                     n_samples=matrix.n_samples) as w:
         w.append(matrix)
     return Path(path)
+
+
+def open_gctx(path: str | os.PathLike) -> LazyMatrix:
+    """A GCTX file as a :class:`~dgex_core.lazy.LazyMatrix`: ids and metadata read, values on demand.
+
+    Reads go through :meth:`GCTXFile._read_values` (sorted, batched, bounded
+    memory); the file stays open until the matrix is closed.
+    """
+    f = GCTXFile(path)
+    try:
+        backend = _Delegate(f.shape, f.dtype, lambda rows, cols: f._read_values(rows, cols, f.dtype), f.close)
+        return LazyMatrix(backend, f.col_ids, f.row_ids, f.col_meta(), f.row_meta(),
+                          Provenance(str(f.path), "gctx"))
+    except BaseException:
+        f.close()
+        raise

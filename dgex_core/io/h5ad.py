@@ -219,3 +219,47 @@ def _frame_for_anndata(meta: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
         text = col.where(col.isna(), col.astype(str))
         out[c] = pd.Categorical(text) if text.isna().any() else text.astype(str)
     return out
+
+
+def open_h5ad(path: str | os.PathLike, *, layer: str | None = None, gene_id_column: str | None = None):
+    """An h5ad file as a :class:`~dgex_core.lazy.LazyMatrix` (backed): ``obs``/``var`` read, values on demand.
+
+    A dense ``X`` (or layer) is read by sample slices; a CSR sparse one by row
+    pointers (only the stored values of the samples asked are read, and densified
+    block by block). A CSC matrix cannot be read by samples and is read whole.
+    """
+    from ..lazy import _CSR, _H5, LazyMatrix
+
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, FileNotFoundError) as e:
+        raise DataFormatError(path, "HDF5 header", f"cannot open as HDF5 ({e})", "an .h5ad file written by anndata") from None
+    with f:
+        node = _values_node(f, path, layer)
+        obj = f[node]
+        if isinstance(obj, h5py.Dataset):
+            kind, shape = "dense", obj.shape
+        else:
+            enc = obj.attrs.get("encoding-type", b"")
+            enc = enc.decode() if isinstance(enc, bytes) else str(enc)
+            kind = "csr" if enc == "csr_matrix" else ("csc" if enc == "csc_matrix" else enc or "group")
+            shape = tuple(int(v) for v in obj.attrs.get("shape", (0, 0)))
+        obs = _read_node(f, "obs", path)
+        var = _read_node(f, "var", path)
+        transforms = _stored_transforms(f)
+    if kind not in ("dense", "csr") or len(shape) != 2:
+        return LazyMatrix.from_matrix(read_h5ad(path, layer=layer, gene_id_column=gene_id_column))
+    for name, frame, n in (("/obs", obs, shape[0]), ("/var", var, shape[1])):
+        if not isinstance(frame, pd.DataFrame):
+            raise DataFormatError(path, name, f"is a {type(frame).__name__}, not a data frame", "an anndata dataframe group")
+        if len(frame) != n:
+            raise DataFormatError(path, name, f"{len(frame)} rows but /{node} has {n} along that axis",
+                                  f"one {name[1:]} row per {'sample' if name == '/obs' else 'gene'} of /{node}")
+    sample_ids = _ids(obs.index, path, "/obs (obs_names)", "sample", "adata.obs_names_make_unique()")
+    gene_ids, var = _gene_ids(var, path, gene_id_column)
+    backend = _H5(path, node) if kind == "dense" else _CSR(path, node)
+    notes = {"layer": layer or "X", "storage": kind}
+    if gene_id_column:
+        notes["gene_id_column"] = gene_id_column
+    return LazyMatrix(backend, sample_ids, gene_ids, obs, var, Provenance(str(path), "h5ad", transforms, notes))

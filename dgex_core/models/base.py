@@ -27,8 +27,9 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..errors import ModelError
+from ..lazy import block_rows
 from ..preprocess import Log2Transform, Pipeline, QuantileNormalizer, Standardizer, step_from_state
-from .sources import ArraySource, StandardizedSource
+from .sources import ArraySource, StandardizedRows, StandardizedSource
 
 __all__ = ["Model", "Progress", "load_model", "register"]
 
@@ -138,22 +139,41 @@ class Model:
         blocks. The result is the same as :meth:`fit` on the same samples.
         """
         self._set_gene_ids(source, landmark_ids, target_ids)
-        self.input_pipeline_ = input_pipeline(self.input_transform).fit_blocks(lambda: (x for x, _ in source.blocks()))
+        pipeline = input_pipeline(self.input_transform)
         self.target_scaler_ = Standardizer()
-        for _, y in source.blocks():
-            self.target_scaler_.partial_fit(y)
+        if len(pipeline.steps) == 1:  # standardization only: both scalers from one pass over the data
+            for x, y in source.blocks():
+                pipeline.steps[0].partial_fit(x)
+                self.target_scaler_.partial_fit(y)
+            pipeline.fitted_ = True
+            self.input_pipeline_ = pipeline
+        else:
+            self.input_pipeline_ = pipeline.fit_blocks(lambda: (x for x, _ in source.blocks()))
+            for _, y in source.blocks():
+                self.target_scaler_.partial_fit(y)
         dtype = np.float64 if np.asarray(source.X[:1]).dtype == np.float64 else np.float32
         zsource = StandardizedSource(source, self.input_pipeline_.transform, self.target_scaler_.transform, dtype)
-        if val is not None:
-            Xv = self.standardize_landmarks(val[0]).astype(dtype, copy=False)
-            Yv = self.target_scaler_.transform(np.asarray(val[1])).astype(dtype, copy=False)
-            if np.isnan(Xv).any() or np.isnan(Yv).any():
-                raise ModelError("the validation data have missing values (NaN); impute or drop them first")
-        else:
-            Xv = Yv = None
+        Xv, Yv = self._validation(val, self.target_scaler_.transform, dtype)
         self.n_train_ = source.n_samples
         self._fit_standardized(zsource, Xv, Yv, progress or _noop)
         return self
+
+    def _validation(self, val, target_transform, dtype):
+        """Validation landmarks (standardized, in memory: samples x landmarks is small) and
+        targets: standardized in memory, or a :class:`StandardizedRows` read by blocks when
+        they stay on disk (a validation set of a large compendium is ~1 GB of targets)."""
+        if val is None:
+            return None, None
+        Xv = self.standardize_landmarks(np.asarray(val[0])).astype(dtype, copy=False)
+        if np.isnan(Xv).any():
+            raise ModelError("the validation data have missing values (NaN); impute or drop them first")
+        if isinstance(val[1], np.ndarray) and not isinstance(val[1], np.memmap):
+            Yv = np.asarray(target_transform(val[1])).astype(dtype, copy=False)
+            if np.isnan(Yv).any():
+                raise ModelError("the validation data have missing values (NaN); impute or drop them first")
+        else:
+            Yv = StandardizedRows(val[1], target_transform, dtype)
+        return Xv, Yv
 
     def _set_gene_ids(self, source: ArraySource, landmark_ids, target_ids) -> None:
         if len(landmark_ids) != source.n_landmarks or len(target_ids) != source.n_targets:
@@ -223,16 +243,35 @@ class Model:
         ``block_size`` samples.
         """
         self._check_fitted()
+        out = np.empty((data.n_samples, len(self.target_ids_)), dtype=np.float32)
+        for sl, pred in self.iter_predictions(data, block_size):
+            out[sl] = pred
+        return pd.DataFrame(out, index=data.sample_ids, columns=self.target_ids_)
+
+    def landmark_positions(self, data: Dataset) -> np.ndarray:
+        """Positions in ``data``'s landmarks of each of the model's landmarks (by id)."""
         pos = data.landmark_ids.get_indexer(self.landmark_ids_)
         if (pos < 0).any():
             miss = self.landmark_ids_[pos < 0]
             raise ModelError(f"{len(miss)} of the model's {len(pos)} landmarks are absent from the data, "
                              f"e.g. {miss[:5].tolist()}")
-        out = np.empty((data.n_samples, len(self.target_ids_)), dtype=np.float32)
-        for start in range(0, data.n_samples, block_size):
-            sl = slice(start, start + block_size)
-            out[sl] = self.predict(data.landmarks[sl][:, pos])
-        return pd.DataFrame(out, index=data.sample_ids, columns=self.target_ids_)
+        return pos
+
+    def iter_predictions(self, data: Dataset, block_size: int | None = None, *, with_targets: bool = False):
+        """``(sample_slice, predictions)`` per block of samples of ``data`` (original units,
+        float32, columns in ``target_ids_`` order); with ``with_targets`` also the block's
+        measured targets: ``(slice, predictions, targets)``. A lazy dataset is read block by block."""
+        self._check_fitted()
+        pos = self.landmark_positions(data)
+        bs = block_size or block_rows(data.n_landmarks + data.n_targets + len(self.target_ids_))
+        for start in range(0, data.n_samples, bs):
+            sl = slice(start, min(start + bs, data.n_samples))
+            if with_targets:
+                x, y = data.read_block(sl)
+            else:
+                x = np.asarray(data.landmarks[sl])
+            pred = self.predict(x[:, pos]).astype(np.float32, copy=False)
+            yield (sl, pred, y) if with_targets else (sl, pred)
 
     # ------------------------------------------------------------------- save
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
@@ -257,6 +296,7 @@ class Model:
         pp, pa = self.input_pipeline_.get_state()
         tp, ta = self.target_scaler_.get_state()
         fp, fa = self._state()
+        self._save_files(folder)
         meta = {
             "family": self.family,
             "params": self.get_params(),
@@ -308,8 +348,13 @@ class Model:
 
         model.input_pipeline_ = step_from_state(meta["input_pipeline"], sub("input."))
         model.target_scaler_ = step_from_state(meta["target_scaler"], sub("target."))
+        model._folder = folder  # families with arrays in files of their own read them from here
         model._set_state(meta["state"], weights)
         return model
+
+    def _save_files(self, folder: Path) -> None:
+        """Write family arrays too large for ``weights.safetensors`` as files of their own (default: none)."""
+        return None
 
 
 def load_model(folder: str | Path) -> Model:

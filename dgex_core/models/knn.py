@@ -11,12 +11,30 @@ their target profiles.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelError
+from ..lazy import NpyRows
 from .base import Model, Progress, register
+
+#: The file a saved KNN-GE model keeps its standardized training targets in when they
+#: were streamed from disk (samples x targets, float32, read by rows, never loaded whole).
+TARGETS_FILE = "Y_train.npy"
+
+
+def _scratch_dir() -> Path:
+    """Where training targets wait until the model is saved (beside the matrix caches, not in /tmp,
+    which is memory on some systems)."""
+    from ..io.cache import cache_dir
+
+    root = Path(os.environ.get("DGEX_TMPDIR") or cache_dir().parent / "tmp")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
 
 __all__ = ["DEFAULT_K_GRID", "KNNModel", "nearest_neighbours"]
 
@@ -123,9 +141,13 @@ class KNNModel(Model):
         return _row_standardize(Xz) if self.metric == "correlation" else Xz
 
     def _fit_standardized(self, source, Xv, Yv, progress: Progress) -> None:
-        Xz, Yz = source.materialize()
-        self.X_train_ = np.ascontiguousarray(self._space(Xz))
-        self.Y_train_ = np.ascontiguousarray(Yz)
+        if getattr(source.source, "in_memory", True):
+            Xz, Yz = source.materialize()
+            self.X_train_ = np.ascontiguousarray(self._space(Xz))
+            self.Y_train_ = np.ascontiguousarray(Yz)
+        else:  # streamed: landmarks in memory, targets to a sample-major file read by neighbour rows
+            self.X_train_, self.Y_train_ = self._stream_training(source, progress)
+            Xz = self.X_train_
         grid = self._grid()
         if grid is None:
             self.k_, self.k_scores_ = int(min(self.k, Xz.shape[0])), {}
@@ -134,17 +156,59 @@ class KNNModel(Model):
         if Xv is None or Yv is None:
             raise ModelError("choosing k from a grid needs a validation set; pass val= or a single k")
         grid = sorted({min(int(k), Xz.shape[0]) for k in grid})
-        abs_err = {k: np.zeros(Yz.shape[1]) for k in grid}
+        abs_err = {k: np.zeros(self.Y_train_.shape[1]) for k in grid}
         n_blocks = -(-Xv.shape[0] // self.query_block)
         for b, (sl, idx) in enumerate(self._neighbours(Xv, grid[-1])):
-            acc = np.zeros((idx.shape[0], Yz.shape[1]), dtype=np.float64)
+            acc = np.zeros((idx.shape[0], self.Y_train_.shape[1]), dtype=np.float64)
+            yv = np.asarray(Yv[sl], dtype=np.float64)
             for j in range(grid[-1]):
                 acc += self.Y_train_[idx[:, j]]
                 if j + 1 in abs_err:
-                    abs_err[j + 1] += np.abs(acc / (j + 1) - Yv[sl]).sum(axis=0)
+                    abs_err[j + 1] += np.abs(acc / (j + 1) - yv).sum(axis=0)
             progress(b + 1, n_blocks, {"stage": "scoring k on validation"})
         self.k_scores_ = {k: float((abs_err[k] / Xv.shape[0]).mean()) for k in grid}
         self.k_ = min(self.k_scores_, key=self.k_scores_.get)
+
+    def _stream_training(self, source, progress: Progress) -> tuple[np.ndarray, NpyRows]:
+        X = np.empty((source.n_samples, source.n_landmarks), dtype=np.float32)
+        fd, tmp = tempfile.mkstemp(prefix="knn-targets-", suffix=".npy", dir=_scratch_dir())
+        os.close(fd)
+        store = NpyRows.create(tmp, (source.n_samples, source.n_targets), np.float32)
+        store.scratch = True
+        start = 0
+        for b, (xb, yb) in enumerate(source.blocks()):
+            X[start:start + xb.shape[0]] = self._space(xb)
+            store.write_rows(start, yb)
+            start += xb.shape[0]
+            progress(b + 1, source.n_blocks, {"stage": "storing training targets"})
+        return X, store
+
+    def _save_files(self, folder: Path) -> None:
+        if not isinstance(self.Y_train_, NpyRows):
+            return
+        dest = Path(folder) / TARGETS_FILE
+        store = self.Y_train_
+        if getattr(store, "scratch", False):  # the model's own scratch file: move it into the run
+            os.replace(store.path, dest)
+            store.path, store.scratch = dest, False
+            return
+        with open(dest, "wb") as out:  # copy through the open descriptor (the folder may have moved)
+            size, off = os.fstat(store._fd).st_size, 0
+            while off < size:
+                chunk = os.pread(store._fd, min(1 << 24, size - off), off)
+                if not chunk:
+                    break
+                out.write(chunk)
+                off += len(chunk)
+
+    def __del__(self):
+        store = getattr(self, "Y_train_", None)
+        if isinstance(store, NpyRows) and getattr(store, "scratch", False):
+            try:
+                store.close()
+                os.unlink(store.path)
+            except OSError:
+                pass
 
     def _grid(self) -> list[int] | None:
         if self.k_grid is None:
@@ -185,13 +249,22 @@ class KNNModel(Model):
         return np.vstack(idx), np.vstack(dist)
 
     def _state(self):
-        return ({"k": self.k_, "k_scores": {str(k): v for k, v in self.k_scores_.items()}},
-                {"X_train": self.X_train_, "Y_train": self.Y_train_})
+        arrays = {"X_train": self.X_train_}
+        if not isinstance(self.Y_train_, NpyRows):
+            arrays["Y_train"] = self.Y_train_
+        return ({"k": self.k_, "k_scores": {str(k): v for k, v in self.k_scores_.items()},
+                 "targets_file": TARGETS_FILE if isinstance(self.Y_train_, NpyRows) else None}, arrays)
 
     def _set_state(self, params, arrays):
         self.k_ = int(params["k"])
         self.k_scores_ = {int(k): v for k, v in params.get("k_scores", {}).items()}
         self.X_train_ = arrays["X_train"]
-        self.Y_train_ = arrays["Y_train"]
+        if params.get("targets_file"):
+            path = Path(getattr(self, "_folder", ".")) / str(params["targets_file"])
+            if Path(params["targets_file"]).name != params["targets_file"] or not path.exists():
+                raise ModelError(f"the saved KNN-GE model's targets file {params['targets_file']!r} is missing")
+            self.Y_train_ = NpyRows(path)
+        else:
+            self.Y_train_ = arrays["Y_train"]
         if self.Y_train_.shape[1] != len(self.target_ids_) or self.X_train_.shape[1] != len(self.landmark_ids_):
             raise ModelError("saved training arrays do not match the saved gene lists")

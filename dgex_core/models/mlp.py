@@ -34,6 +34,7 @@ from torch import nn
 
 from .._atomic import atomic_path
 from ..errors import ModelError
+from ..lazy import block_rows
 from .base import Model, Progress, register
 
 __all__ = ["MLPModel", "build_network", "pick_device"]
@@ -61,6 +62,18 @@ def build_network(n_in: int, n_out: int, hidden: Sequence[int], activation: str,
         width = int(h)
     layers.append(nn.Linear(width, n_out))
     return nn.Sequential(*layers)
+
+
+class _Columns:
+    """Some columns of a row-sliceable array (validation targets read by blocks)."""
+
+    def __init__(self, values, cols: np.ndarray) -> None:
+        self.values, self.cols = values, cols
+        self.shape = (values.shape[0], cols.size)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        block = self.values[rows]
+        return block if self.cols.size == block.shape[1] else block[:, self.cols]
 
 
 def _epoch_seed(seed: int, group: int, epoch: int) -> int:
@@ -208,20 +221,72 @@ class MLPModel(Model):
             self.best_epochs_.append(best)
 
     def _batches(self, source, cache, cols, epoch_seed: int, dev):
-        """Mini-batches (X, Y) as tensors on ``dev`` for one epoch, shuffled reproducibly."""
+        """Mini-batches (X, Y) as tensors on ``dev`` for one epoch, shuffled reproducibly.
+
+        In memory: one full permutation of the samples. From disk: the shuffled block
+        loader (:meth:`_groups_from_disk`): groups of randomly chosen chunks of samples,
+        each group read (in a background thread, while the previous one trains) and
+        shuffled within; samples left over at the end of a group join the next group's
+        first batch, so an epoch has ``ceil(n / batch_size)`` steps either way.
+        """
         rng = np.random.default_rng(epoch_seed)
-        if cache is not None:
-            blocks = [cache]
-        else:
-            order = rng.permutation(source.n_blocks)
-            blocks = source.blocks(order)
-        for xb, yb in blocks:
-            perm = torch.from_numpy(rng.permutation(xb.shape[0]))
+        groups = [cache] if cache is not None else self._groups_from_disk(source, rng)
+        carry = None
+        for xb, yb in groups:
+            yb = np.ascontiguousarray(yb[:, cols]) if len(cols) < yb.shape[1] else yb
+            perm = rng.permutation(xb.shape[0])
+            s = 0
+            if carry is not None:
+                need = self.batch_size - carry[0].shape[0]
+                idx = perm[:need]
+                x = np.concatenate([carry[0], xb[idx]])
+                y = np.concatenate([carry[1], yb[idx]])
+                s, carry = len(idx), None
+                if x.shape[0] < self.batch_size:
+                    carry = (x, y)
+                else:
+                    yield torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
+            if carry is not None:
+                continue
             xt = torch.from_numpy(np.ascontiguousarray(xb))
-            yt = torch.from_numpy(np.ascontiguousarray(yb[:, cols]) if len(cols) < yb.shape[1] else yb)
-            for s in range(0, xb.shape[0], self.batch_size):
-                idx = perm[s:s + self.batch_size]
-                yield xt[idx].to(dev, non_blocking=True), yt[idx].to(dev, non_blocking=True)
+            yt = torch.from_numpy(np.ascontiguousarray(yb))
+            for start in range(s, xb.shape[0], self.batch_size):
+                idx = perm[start:start + self.batch_size]
+                if cache is None and idx.size < self.batch_size:
+                    carry = (xb[idx], yb[idx])
+                    break
+                it = torch.from_numpy(idx)
+                yield xt[it].to(dev, non_blocking=True), yt[it].to(dev, non_blocking=True)
+        if carry is not None:
+            yield torch.from_numpy(carry[0]).to(dev), torch.from_numpy(carry[1]).to(dev)
+
+    #: Samples per chunk of the shuffled block loader (contiguous on disk).
+    LOADER_CHUNK = 256
+
+    def _groups_from_disk(self, source, rng):
+        """Standardized (X, Y) groups of randomly chosen chunks, read one group ahead."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        n, chunk = source.n_samples, self.LOADER_CHUNK
+        n_chunks = -(-n // chunk)
+        per_group = max(1, source.block_size // chunk)
+        if n_chunks <= per_group:  # everything in one group: a full shuffle, as in memory
+            plan = [np.arange(n)]
+        else:
+            order = rng.permutation(n_chunks)
+            plan = []
+            for g in range(0, n_chunks, per_group):
+                starts = np.sort(order[g:g + per_group]) * chunk
+                plan.append(np.concatenate([np.arange(a, min(a + chunk, n)) for a in starts]))
+        if not plan:
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="dgex-loader") as pool:
+            pending = pool.submit(source.read, plan[0])
+            for i in range(len(plan)):
+                group = pending.result()
+                if i + 1 < len(plan):
+                    pending = pool.submit(source.read, plan[i + 1])
+                yield group
 
     def _train_group(self, gi, cols, source, cache, Xv, Yv, dev, progress, start):
         torch.manual_seed(_epoch_seed(self.seed, gi, 0))
@@ -232,7 +297,8 @@ class MLPModel(Model):
         loss_fn = nn.L1Loss() if self.loss == "mae" else nn.MSELoss()
         use_amp = self.amp and dev.type == "cuda"
         xv = torch.from_numpy(np.ascontiguousarray(Xv, dtype=np.float32))
-        yv = np.ascontiguousarray(Yv[:, cols], dtype=np.float32)
+        yv = (np.ascontiguousarray(Yv[:, cols], dtype=np.float32) if isinstance(Yv, np.ndarray)
+              else _Columns(Yv, np.asarray(cols)))
         state = {"epoch": 0, "best_score": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
         best_weights = None
         ckpt = self._checkpoint_path(gi)
@@ -282,11 +348,7 @@ class MLPModel(Model):
         return torch.optim.SGD(net.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
 
     def _steps_per_epoch(self, source) -> int:
-        full, rest = divmod(source.n_samples, source.block_size)
-        per_block = -(-source.block_size // self.batch_size)
-        if getattr(source.source, "in_memory", False):  # one block of every sample
-            return -(-source.n_samples // self.batch_size)
-        return full * per_block + (-(-rest // self.batch_size) if rest else 0)
+        return -(-source.n_samples // self.batch_size)
 
     def _make_schedule(self, opt, source):
         if self.schedule == "constant":
@@ -295,13 +357,14 @@ class MLPModel(Model):
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=total, pct_start=0.15)
 
     @torch.no_grad()
-    def _val_mae(self, net, xv, yv: np.ndarray, dev, use_amp: bool) -> float:
+    def _val_mae(self, net, xv, yv, dev, use_amp: bool) -> float:
         net.eval()
         abs_sum = np.zeros(yv.shape[1])
-        for s in range(0, xv.shape[0], 4096):
+        bs = 4096 if isinstance(yv, np.ndarray) else block_rows(yv.shape[1])  # targets on disk: by bytes
+        for s in range(0, xv.shape[0], bs):
             with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext():
-                p = net(xv[s:s + 4096].to(dev)).float().cpu().numpy()
-            abs_sum += np.abs(p - yv[s:s + 4096]).sum(axis=0)
+                p = net(xv[s:s + bs].to(dev)).float().cpu().numpy()
+            abs_sum += np.abs(p - yv[s:s + bs]).sum(axis=0)
         return float((abs_sum / xv.shape[0]).mean())
 
     # ---------------------------------------------------------- checkpoints

@@ -3,8 +3,10 @@
 A compendium of the D-GEX paper's size (111k samples x 10.5k genes, 4.6 GB as
 float32) and beyond need not sit in memory: models read it one block of samples at a
 time. :class:`ArraySource` wraps any pair of 2-D arrays that slice by sample range —
-numpy arrays, ``np.memmap`` files, ``h5py`` datasets — so the same training code runs
-on all of them.
+numpy arrays, ``np.memmap`` files, ``h5py`` datasets, and the
+:class:`~dgex_core.lazy.LazyRows` views of a dataset opened with
+``dgex_core.io.open_matrix`` (landmarks and targets of a block are then read in one
+pass over the file) — so the same training code runs on all of them.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from ..errors import ModelError
+from ..lazy import LazyRows, block_rows, read_pair
 
-__all__ = ["ArraySource", "StandardizedSource"]
+__all__ = ["ArraySource", "StandardizedRows", "StandardizedSource"]
 
 
 class ArraySource:
@@ -36,6 +39,8 @@ class ArraySource:
             raise ModelError("the training data have no samples")
         self.X, self.Y = X, Y
         self.block_size = int(block_size)
+        if not self.in_memory:  # blocks from disk: bounded in bytes, whatever the block_size asked
+            self.block_size = max(1, min(self.block_size, block_rows(self.n_landmarks + self.n_targets)))
 
     @property
     def n_samples(self) -> int:
@@ -57,11 +62,19 @@ class ArraySource:
     def in_memory(self) -> bool:
         return isinstance(self.X, np.ndarray) and not isinstance(self.X, np.memmap)
 
+    @property
+    def lazy(self) -> bool:
+        return isinstance(self.X, LazyRows)
+
+    def read(self, rows: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(X, Y) of some samples (a slice or positions), each sample read once."""
+        return read_pair(self.X, self.Y, rows)
+
     def blocks(self, order: Sequence[int] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (X_block, Y_block) as numpy arrays, blocks in ``order`` (default: in turn)."""
         for b in range(self.n_blocks) if order is None else order:
             sl = slice(b * self.block_size, min((b + 1) * self.block_size, self.n_samples))
-            yield np.asarray(self.X[sl]), np.asarray(self.Y[sl])
+            yield self.read(sl)
 
 
 class StandardizedSource:
@@ -80,13 +93,49 @@ class StandardizedSource:
 
     def blocks(self, order: Sequence[int] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for x, y in self.source.blocks(order):
-            if not (np.isfinite(x).all() and np.isfinite(y).all()):
-                raise ModelError(
-                    "the training data have missing (NaN) or infinite values; impute or drop them before training"
-                )
-            yield (np.asarray(self._fx(x), dtype=self.dtype), np.asarray(self._fy(y), dtype=self.dtype))
+            yield self._standardize(x, y)
+
+    def read(self, rows: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Standardized (X, Y) of some samples."""
+        return self._standardize(*self.source.read(rows))
+
+    def _standardize(self, x, y):
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            raise ModelError(
+                "the training data have missing (NaN) or infinite values; impute or drop them before training"
+            )
+        return (np.asarray(self._fx(x), dtype=self.dtype), np.asarray(self._fy(y), dtype=self.dtype))
 
     def materialize(self) -> tuple[np.ndarray, np.ndarray]:
         """All blocks stacked in memory (for models that need every sample at once, like KNN)."""
         xs, ys = zip(*self.blocks(), strict=True)
         return np.vstack(xs), np.vstack(ys)
+
+
+class StandardizedRows:
+    """Rows of an array (or a lazy view) through a transform, computed when sliced.
+
+    What a model sees as validation targets when they stay on disk: ``rows[a:b]``
+    reads those samples and returns them standardized; ``shape`` is that of the source.
+    """
+
+    ndim = 2
+
+    def __init__(self, values, transform, dtype=np.float32) -> None:
+        self.values, self._f, self.dtype = values, transform, np.dtype(dtype)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.values.shape)  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, tuple):
+            rows, cols = key
+            return self[rows][:, cols]
+        v = np.asarray(self.values[key])
+        if not np.isfinite(v).all():
+            raise ModelError("the validation data have missing values (NaN); impute or drop them first")
+        return np.asarray(self._f(v), dtype=self.dtype)

@@ -1,0 +1,236 @@
+"""The streaming layer: lazy matrices from every block-addressable format, the on-disk
+cache of text formats, and the same results from the streamed and the in-memory paths
+for every model family, evaluation and the out-of-distribution check."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+import dgex_core.lazy as lazy
+from dgex_core.dataset import Dataset
+from dgex_core.evaluate import ColumnSpill, evaluate_model, per_gene_metrics
+from dgex_core.io import open_matrix, read
+from dgex_core.io.gctx import write_gctx
+from dgex_core.lazy import LazyRows, NpyRows
+from dgex_core.matrix import ExpressionMatrix
+from dgex_core.models.knn import KNNModel
+from dgex_core.models.linear import LinearModel
+from dgex_core.models.mlp import MLPModel
+from dgex_core.preprocess import log2_cpm
+from dgex_core.store import load_run, save_run
+from dgex_core.training import train_run
+
+N, G, L = 240, 160, 24
+
+
+def _matrix(seed: int = 0) -> ExpressionMatrix:
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(N, 6))
+    w = rng.normal(size=(6, G))
+    v = (z @ w + 0.5 * np.tanh(z[:, :1] * 2) + rng.normal(scale=0.3, size=(N, G)) + 8).astype(np.float32)
+    meta = pd.DataFrame({"series": [f"GSE{i // 30}" for i in range(N)]}, index=[f"S{i:04d}" for i in range(N)])
+    return ExpressionMatrix(v, meta.index, [f"g{j:03d}" for j in range(G)], sample_meta=meta)
+
+
+LANDMARKS = [f"g{j:03d}" for j in range(0, G, G // L)][:L]
+
+
+@pytest.fixture
+def gctx(tmp_path):
+    path = tmp_path / "compendium.gctx"
+    write_gctx(_matrix(), path)
+    return path
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of a few dozen samples, so every path really runs over several blocks."""
+    monkeypatch.setattr(lazy, "BLOCK_BYTES", 16 * 1024)
+
+
+def _both(path):
+    mem = Dataset.from_matrix(read(path), LANDMARKS)
+    lz = Dataset.from_matrix(open_matrix(path), LANDMARKS)
+    assert lz.is_lazy and not mem.is_lazy
+    return mem, lz
+
+
+def test_lazy_dataset_reads_nothing_until_asked_and_matches_memory(gctx, small_blocks):
+    mem, lz = _both(gctx)
+    assert isinstance(lz.landmarks, LazyRows) and lz.landmarks.shape == mem.landmarks.shape
+    sp_m, sp_l = mem.split(seed=3), lz.split(seed=3)
+    assert sp_l.train.is_lazy and sp_l.train.sample_ids.equals(sp_m.train.sample_ids)
+    rows = np.array([7, 0, 23, 5])
+    x, y = sp_l.test.read_block(rows)
+    np.testing.assert_array_equal(x, sp_m.test.landmarks[rows])
+    np.testing.assert_array_equal(y, sp_m.test.targets[rows])
+    got = np.vstack([yb for _, _, yb in sp_l.train.iter_blocks()])
+    np.testing.assert_array_equal(got, sp_m.train.targets)
+
+
+@pytest.mark.parametrize("family", ["linear", "knn", "mlp"])
+def test_streamed_and_in_memory_training_agree(gctx, small_blocks, family, tmp_path, monkeypatch):
+    mem, lz = _both(gctx)
+    if family == "mlp":  # one loader group: the streamed shuffle is the in-memory one
+        monkeypatch.setattr(lazy, "BLOCK_BYTES", 64 * 2**20)
+
+    def make():
+        return {"linear": lambda: LinearModel(alphas="auto"),
+                "knn": lambda: KNNModel(k_grid=[1, 3, 5]),
+                "mlp": lambda: MLPModel(hidden=[32], max_epochs=3, batch_size=32, device="cpu")}[family]()
+
+    run_m = train_run(mem, make(), "m", seed=1)
+    run_l = train_run(lz, make(), "l", seed=1)
+    if family == "linear":
+        np.testing.assert_allclose(run_l.model.coef_, run_m.model.coef_, rtol=0, atol=1e-10)
+        assert run_l.model.alpha_ == run_m.model.alpha_
+    if family == "knn":
+        assert isinstance(run_l.model.Y_train_, NpyRows) and run_l.model.k_ == run_m.model.k_
+    # linear: float64 sums, the same to rounding; KNN and the network compute in float32 on
+    # values standardized with statistics summed over other block boundaries (1e-16 apart)
+    tol = 1e-9 if family == "linear" else 1e-5
+    pg_m, pg_l = run_m.per_gene, run_l.per_gene
+    for col in ("mae_z", "pearson", "spearman"):
+        np.testing.assert_allclose(pg_l[col], pg_m[col], rtol=tol, atol=1e-10)
+    np.testing.assert_allclose(run_l.per_sample["ood_score"], run_m.per_sample["ood_score"], rtol=1e-6)
+    # saved and loaded, the streamed run predicts as the in-memory one
+    folder = save_run(run_l, tmp_path / "runs")
+    again = load_run(folder)
+    p_m = run_m.model.predict_dataset(mem)
+    np.testing.assert_allclose(again.model.predict_dataset(lz).to_numpy(), p_m.to_numpy(),
+                               rtol=1e-5 if family == "mlp" else 1e-6, atol=1e-5)
+
+
+def test_knn_targets_file_travels_with_the_run(gctx, small_blocks, tmp_path):
+    _, lz = _both(gctx)
+    run = train_run(lz, KNNModel(k=3), "knn", seed=0)
+    scratch = run.model.Y_train_.path
+    folder = save_run(run, tmp_path / "runs")
+    assert (folder / "Y_train.npy").exists() and not scratch.exists()
+    loaded = load_run(folder)
+    assert isinstance(loaded.model.Y_train_, NpyRows)
+    np.testing.assert_array_equal(loaded.model.Y_train_[np.arange(5)], run.model.Y_train_[np.arange(5)])
+    save_run(run, tmp_path / "runs2")  # a second save copies the targets again
+    assert (tmp_path / "runs2" / "knn" / "Y_train.npy").stat().st_size == (folder / "Y_train.npy").stat().st_size
+
+
+def test_network_block_loader_visits_every_sample_once_per_epoch(gctx, small_blocks):
+    _, lz = _both(gctx)
+    from dgex_core.models.sources import ArraySource, StandardizedSource
+
+    src = StandardizedSource(ArraySource(lz.landmarks, lz.targets), lambda x: x, lambda y: y)
+    assert src.block_size < N  # several groups
+    model = MLPModel(hidden=[8], batch_size=25)
+    seen = []
+    for xb, _ in model._batches(src, None, np.arange(lz.n_targets), 123, "cpu"):
+        assert xb.shape[0] == 25 or len(seen) * 25 + xb.shape[0] == N
+        seen.append(xb.numpy())
+    got = np.vstack(seen)
+    assert got.shape[0] == N == len(seen) * 25 - (25 - got.shape[0] % 25) % 25
+    order = np.lexsort(got.T[::-1])
+    np.testing.assert_array_equal(got[order], np.asarray(lz.landmarks)[np.lexsort(np.asarray(lz.landmarks).T[::-1])])
+    again = np.vstack([x.numpy() for x, _ in model._batches(src, None, np.arange(lz.n_targets), 123, "cpu")])
+    np.testing.assert_array_equal(again, got)  # reproducible
+    assert model._steps_per_epoch(src) == len(seen)
+
+
+def test_evaluation_spill_to_disk_gives_the_same_metrics():
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=(50, 37)).astype(np.float32)
+    p = (t + rng.normal(scale=0.5, size=t.shape)).astype(np.float32)
+    spill = ColumnSpill(50, 37, budget=50 * 8 * 4 * 5, memory_bytes=0)
+    for s in range(0, 50, 7):
+        spill.write(s, t[s:s + 7], p[s:s + 7])
+    got_t = np.hstack([a for _, _, a, _ in spill.blocks()])
+    got_p = np.hstack([b for _, _, _, b in spill.blocks()])
+    spill.close()
+    np.testing.assert_array_equal(got_t, t)
+    np.testing.assert_array_equal(got_p, p)
+
+
+def test_evaluate_model_streams_and_matches_per_gene_metrics(gctx, small_blocks):
+    mem, lz = _both(gctx)
+    model = LinearModel(alpha=1.0).fit(mem)
+    ev = evaluate_model(model, lz)
+    ref = per_gene_metrics(mem.targets, model.predict_dataset(mem).to_numpy(), mem.target_ids,
+                           model.target_scaler_.scale_)
+    for col in ("mae_z", "pearson", "spearman", "rmse"):
+        np.testing.assert_allclose(ev.per_gene[col], ref[col], rtol=1e-9)
+
+
+def test_text_formats_are_cached_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("DGEX_MATRIX_CACHE", str(tmp_path / "cache"))
+    from dgex_core.io import write
+
+    path = write(_matrix(), tmp_path / "m.gct")
+    first = open_matrix(path, cache=True)
+    assert "cache" in first.provenance.notes
+    np.testing.assert_array_equal(first.read(), read(path).values)
+    assert first.sample_meta["series"].tolist() == read(path).sample_meta.reindex(first.sample_ids)["series"].tolist()
+    entries = list((tmp_path / "cache").iterdir())
+    second = open_matrix(path, cache=True)
+    assert list((tmp_path / "cache").iterdir()) == entries and second.provenance.notes["cache"] == str(entries[0])
+    # a changed file gets a new entry
+    m = _matrix(seed=5)
+    write(m, path)
+    third = open_matrix(path, cache=True)
+    np.testing.assert_array_equal(third.read(), read(path).values)
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_h5ad_backed_dense_and_sparse(tmp_path, small_blocks):
+    import anndata as ad
+    from scipy import sparse
+
+    m = _matrix()
+    dense_x = np.where(m.values > 9, m.values, 0).astype(np.float32)
+    for name, X in (("dense", dense_x), ("csr", sparse.csr_matrix(dense_x))):
+        path = tmp_path / f"{name}.h5ad"
+        ad.AnnData(X, obs=pd.DataFrame(index=list(m.sample_ids)), var=pd.DataFrame(index=list(m.gene_ids))).write_h5ad(path)
+        lz = open_matrix(path)
+        assert not lz.in_memory and lz.provenance.notes["storage"] == name
+        rows = np.array([200, 3, 4, 5, 90])
+        np.testing.assert_array_equal(lz.read(rows, np.array([2, 0])), dense_x[rows][:, [2, 0]])
+        np.testing.assert_array_equal(np.vstack([v for _, v in lz.iter_blocks()]), dense_x)
+
+
+def test_archs4_by_sample_blocks_with_log2cpm(tmp_path):
+    from tests.io.test_archs4 import COUNTS, FIRST, make_archs4
+
+    path = make_archs4(tmp_path / "a.h5")
+    lz = open_matrix(path)
+    counts = COUNTS.T[:, FIRST].astype(np.float32)
+    np.testing.assert_array_equal(lz.read(), counts)
+    cpm = lz.with_row_transform(log2_cpm, "log2(CPM+1)")
+    np.testing.assert_allclose(cpm.read(np.array([3, 1]), np.array([0])),
+                               np.log2(counts[[3, 1]][:, [0]] / counts[[3, 1]].sum(1, keepdims=True) * 1e6 + 1),
+                               rtol=1e-6)
+
+
+def test_cli_train_and_evaluate_stream_a_gctx(gctx, tmp_path, capsys):
+    from dgex_core.cli import main
+
+    lm = tmp_path / "lm.txt"
+    lm.write_text("\n".join(LANDMARKS) + "\n")
+    runs = tmp_path / "runs"
+    for family in ("linear", "knn"):
+        assert main(["train", "--data", str(gctx), "--landmarks", str(lm), "--model", family,
+                     "--runs-dir", str(runs)]) == 0
+    assert (runs / "compendium-knn" / "Y_train.npy").exists()
+    assert main(["evaluate", "compendium-linear", "--data", str(gctx), "--runs-dir", str(runs)]) == 0
+    assert main(["inspect", str(gctx), "--landmarks", str(lm)]) == 0
+    out = capsys.readouterr().out
+    assert "mean per-gene MAE" in out and "values (all samples)" in out
+
+
+def test_npy_rows_bounds(tmp_path):
+    store = NpyRows.create(tmp_path / "x.npy", (10, 3))
+    store.write_rows(2, np.ones((2, 3)))
+    assert np.load(tmp_path / "x.npy")[2:4].sum() == 6
+    with pytest.raises(ValueError):
+        store.write_rows(9, np.ones((2, 3)))
+    with h5py.File(tmp_path / "not.h5", "w"):
+        pass
