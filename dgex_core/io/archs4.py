@@ -108,17 +108,7 @@ def read_archs4(
     except OSError as e:
         raise DataFormatError(path, "HDF5 header", f"cannot open as HDF5 ({e})", "an ARCHS4 .h5 file") from None
     with f:
-        expr = _dataset(f, EXPRESSION, path)
-        symbol_node = next((n for n in SYMBOL_NODES if n in f), None)
-        if symbol_node is None:
-            raise DataFormatError(path, "/meta/genes", f"no gene symbol array (looked for {', '.join(SYMBOL_NODES)})",
-                                  "an ARCHS4 gene matrix with meta/genes/symbol")
-        symbols = _text(_dataset(f, symbol_node, path)[()])
-        accessions = _text(_dataset(f, ACCESSIONS, path)[()])
-        genes_first = _layout(expr, len(symbols), len(accessions), path, symbol_node)
-        first_of = _first_occurrences(symbols)
-        notes = _duplicate_notes(symbols, first_of, symbol_node)
-        notes["layout"] = "genes x samples" if genes_first else "samples x genes"
+        expr, symbol_node, symbols, accessions, genes_first, first_of, notes = _index(f, path)
         gene_pos = _select_genes(genes, symbols, first_of, notes)
         sample_pos = _select_samples(samples, accessions)
         if bulk_only:
@@ -138,6 +128,22 @@ def read_archs4(
 
 
 # ----------------------------------------------------------------------- helpers
+def _index(f: h5py.File, path: Path):
+    """The expression dataset, gene symbols and accessions, the layout and the duplicate-symbol notes."""
+    expr = _dataset(f, EXPRESSION, path)
+    symbol_node = next((n for n in SYMBOL_NODES if n in f), None)
+    if symbol_node is None:
+        raise DataFormatError(path, "/meta/genes", f"no gene symbol array (looked for {', '.join(SYMBOL_NODES)})",
+                              "an ARCHS4 gene matrix with meta/genes/symbol")
+    symbols = _text(_dataset(f, symbol_node, path)[()])
+    accessions = _text(_dataset(f, ACCESSIONS, path)[()])
+    genes_first = _layout(expr, len(symbols), len(accessions), path, symbol_node)
+    first_of = _first_occurrences(symbols)
+    notes = _duplicate_notes(symbols, first_of, symbol_node)
+    notes["layout"] = "genes x samples" if genes_first else "samples x genes"
+    return expr, symbol_node, symbols, accessions, genes_first, first_of, notes
+
+
 def _dataset(f: h5py.File, node: str, path: Path) -> h5py.Dataset:
     obj = f.get(node)
     if not isinstance(obj, h5py.Dataset):
@@ -355,17 +361,7 @@ def open_archs4(path: str | os.PathLike, *, sample_fields: Sequence[str] | None 
     except OSError as e:
         raise DataFormatError(path, "HDF5 header", f"cannot open as HDF5 ({e})", "an ARCHS4 .h5 file") from None
     with f:
-        expr = _dataset(f, EXPRESSION, path)
-        symbol_node = next((n for n in SYMBOL_NODES if n in f), None)
-        if symbol_node is None:
-            raise DataFormatError(path, "/meta/genes", f"no gene symbol array (looked for {', '.join(SYMBOL_NODES)})",
-                                  "an ARCHS4 gene matrix with meta/genes/symbol")
-        symbols = _text(_dataset(f, symbol_node, path)[()])
-        accessions = _text(_dataset(f, ACCESSIONS, path)[()])
-        genes_first = _layout(expr, len(symbols), len(accessions), path, symbol_node)
-        first_of = _first_occurrences(symbols)
-        notes = _duplicate_notes(symbols, first_of, symbol_node)
-        notes["layout"] = "genes x samples" if genes_first else "samples x genes"
+        _expr, symbol_node, symbols, accessions, genes_first, first_of, notes = _index(f, path)
         gene_pos = _select_genes(None, symbols, first_of, notes)
         sample_pos = np.arange(len(accessions), dtype=np.int64)
         sample_ids = pd.Index(accessions, dtype=object)

@@ -84,7 +84,17 @@ def read_h5ad(
         obs = _read_node(f, "obs", path)
         var = _read_node(f, "var", path)
         transforms = _stored_transforms(f)
-    for name, frame, n in (("/obs", obs, values.shape[0]), ("/var", var, values.shape[1])):
+    sample_ids, gene_ids, var = _axes(obs, var, values.shape, path, node, gene_id_column)
+    notes = {"layer": layer or "X"}
+    if gene_id_column:
+        notes["gene_id_column"] = gene_id_column
+    return ExpressionMatrix(values, sample_ids, gene_ids, sample_meta=obs, gene_meta=var,
+                            provenance=Provenance(str(path), "h5ad", transforms, notes))
+
+
+def _axes(obs, var, shape, path: Path, node: str, gene_id_column: str | None):
+    """Sample ids, gene ids and ``var`` of an h5ad, checked against the matrix shape."""
+    for name, frame, n in (("/obs", obs, shape[0]), ("/var", var, shape[1])):
         if not isinstance(frame, pd.DataFrame):
             raise DataFormatError(path, name, f"is a {type(frame).__name__}, not a data frame", "an anndata dataframe group")
         if len(frame) != n:
@@ -92,11 +102,7 @@ def read_h5ad(
                                   f"one {name[1:]} row per {'sample' if name == '/obs' else 'gene'} of /{node}")
     sample_ids = _ids(obs.index, path, "/obs (obs_names)", "sample", "adata.obs_names_make_unique()")
     gene_ids, var = _gene_ids(var, path, gene_id_column)
-    notes = {"layer": layer or "X"}
-    if gene_id_column:
-        notes["gene_id_column"] = gene_id_column
-    return ExpressionMatrix(values, sample_ids, gene_ids, sample_meta=obs, gene_meta=var,
-                            provenance=Provenance(str(path), "h5ad", transforms, notes))
+    return sample_ids, gene_ids, var
 
 
 def _values_node(f: h5py.File, path: Path, layer: str | None) -> str:
@@ -250,14 +256,7 @@ def open_h5ad(path: str | os.PathLike, *, layer: str | None = None, gene_id_colu
         transforms = _stored_transforms(f)
     if kind not in ("dense", "csr") or len(shape) != 2:
         return LazyMatrix.from_matrix(read_h5ad(path, layer=layer, gene_id_column=gene_id_column))
-    for name, frame, n in (("/obs", obs, shape[0]), ("/var", var, shape[1])):
-        if not isinstance(frame, pd.DataFrame):
-            raise DataFormatError(path, name, f"is a {type(frame).__name__}, not a data frame", "an anndata dataframe group")
-        if len(frame) != n:
-            raise DataFormatError(path, name, f"{len(frame)} rows but /{node} has {n} along that axis",
-                                  f"one {name[1:]} row per {'sample' if name == '/obs' else 'gene'} of /{node}")
-    sample_ids = _ids(obs.index, path, "/obs (obs_names)", "sample", "adata.obs_names_make_unique()")
-    gene_ids, var = _gene_ids(var, path, gene_id_column)
+    sample_ids, gene_ids, var = _axes(obs, var, shape, path, node, gene_id_column)
     backend = _H5(path, node) if kind == "dense" else _CSR(path, node)
     notes = {"layer": layer or "X", "storage": kind}
     if gene_id_column:
