@@ -266,21 +266,28 @@ class LinearModel(Model):
             evals, V = linalg.eigh(Sxx, check_finite=False)
             VtSxy = V.T @ Sxy
             rows = sample_positions(Xv.shape[0], MAX_GRID_SAMPLES)
-            Pv = (np.asarray(Xv, np.float64)[rows] - mean_x) @ V  # validation landmarks in the eigenbasis
+            # validation landmarks in the eigenbasis; the grid is scored in float32 (its error,
+            # ~1e-6 relative, is far below the MAE differences between alphas) at twice the
+            # float64 rate: 8 alphas x 5,000 samples x 21k targets is ~1.6 TFLOP of GEMM
+            Pv = ((np.asarray(Xv, np.float64)[rows] - mean_x) @ V).astype(np.float32)
             tol = evals.max(initial=0.0) * _rcond(evals.shape[0])
             weights = {}
             for a in grid:
                 d = evals + a
-                weights[float(a)] = np.where(d > tol, 1.0 / np.where(d > tol, d, 1.0), 0.0)[:, None] * VtSxy
+                inv = np.where(d > tol, 1.0 / np.where(d > tol, d, 1.0), 0.0)
+                weights[float(a)] = (inv[:, None] * VtSxy).astype(np.float32)
             abs_sum = dict.fromkeys(weights, 0.0)
+            mean_y32 = np.asarray(mean_y, np.float32)
             # validation targets in blocks (they may stay on disk), every alpha scored on each block
-            bs = block_rows(Sxy.shape[1], itemsize=8)
+            bs = block_rows(Sxy.shape[1], itemsize=4)
             for s in range(0, rows.size, bs):
                 r = rows[s:s + bs]
-                Yvc = np.asarray(Yv[int(r[0]):int(r[-1]) + 1] if _is_range(r) else Yv[r], np.float64)
-                Yvc -= mean_y
+                Yvc = np.asarray(Yv[int(r[0]):int(r[-1]) + 1] if _is_range(r) else Yv[r], np.float32)
+                Yvc = Yvc - mean_y32
                 for a, W in weights.items():
-                    abs_sum[a] += float(np.abs(Pv[s:s + bs] @ W - Yvc).sum())
+                    res = Pv[s:s + bs] @ W
+                    res -= Yvc
+                    abs_sum[a] += float(np.abs(res, out=res).sum(dtype=np.float64))
             scores = {a: v / (rows.size * Sxy.shape[1]) for a, v in abs_sum.items()}
             best = min(scores, key=scores.get)
             W = ridge_path(evals, V, VtSxy, [best])[0]
