@@ -11,12 +11,13 @@ import pytest
 
 import dgex_core.lazy as lazy
 from dgex_core.dataset import Dataset
+from dgex_core.errors import ModelError
 from dgex_core.evaluate import ColumnSpill, evaluate_model, per_gene_metrics
 from dgex_core.io import open_matrix, read
 from dgex_core.io.gctx import write_gctx
 from dgex_core.lazy import LazyRows, NpyRows
 from dgex_core.matrix import ExpressionMatrix
-from dgex_core.models.knn import KNNModel
+from dgex_core.models.knn import KNNModel, nearest_neighbours
 from dgex_core.models.linear import LinearModel
 from dgex_core.models.mlp import MLPModel
 from dgex_core.preprocess import log2_cpm
@@ -104,17 +105,43 @@ def test_streamed_and_in_memory_training_agree(gctx, small_blocks, family, tmp_p
                                rtol=1e-5 if family == "mlp" else 1e-6, atol=1e-5)
 
 
-def test_knn_targets_file_travels_with_the_run(gctx, small_blocks, tmp_path):
+def test_knn_training_files_travel_with_the_run(gctx, small_blocks, tmp_path):
     _, lz = _both(gctx)
     run = train_run(lz, KNNModel(k=3), "knn", seed=0)
-    scratch = run.model.Y_train_.path
+    scratch = [run.model.X_train_.path, run.model.Y_train_.path]
     folder = save_run(run, tmp_path / "runs")
-    assert (folder / "Y_train.npy").exists() and not scratch.exists()
+    for name in ("X_train.npy", "Y_train.npy"):
+        assert (folder / name).exists()
+    assert not any(p.exists() for p in scratch)
     loaded = load_run(folder)
-    assert isinstance(loaded.model.Y_train_, NpyRows)
-    np.testing.assert_array_equal(loaded.model.Y_train_[np.arange(5)], run.model.Y_train_[np.arange(5)])
-    save_run(run, tmp_path / "runs2")  # a second save copies the targets again
-    assert (tmp_path / "runs2" / "knn" / "Y_train.npy").stat().st_size == (folder / "Y_train.npy").stat().st_size
+    for attr in ("X_train_", "Y_train_"):  # read from the run folder by blocks, never loaded whole
+        assert isinstance(getattr(loaded.model, attr), NpyRows)
+        np.testing.assert_array_equal(getattr(loaded.model, attr)[np.arange(5)], getattr(run.model, attr)[np.arange(5)])
+    save_run(run, tmp_path / "runs2")  # a second save copies them again
+    for name in ("X_train.npy", "Y_train.npy"):
+        assert (tmp_path / "runs2" / "knn" / name).stat().st_size == (folder / name).stat().st_size
+    (folder / "X_train.npy").unlink()
+    with pytest.raises(ModelError, match=r"X_train\.npy"):
+        load_run(folder, verify=False)
+
+
+def test_neighbour_search_from_disk_blocks_equals_in_memory(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((1000, 12)).astype(np.float32)
+    X[500] = X[7]  # an exact tie: broken by training index either way
+    Q = rng.standard_normal((300, 12)).astype(np.float32)
+    disk = NpyRows.create(tmp_path / "x.npy", X.shape, np.float32)
+    disk.write_rows(0, X)
+    want = list(nearest_neighbours(Q, X, 7, 64, 4096))
+    for qb, tb in ((64, 100), (300, 7), (1, 1000)):
+        got = list(nearest_neighbours(Q, disk, 7, qb, tb))
+        gi = np.vstack([g[1] for g in got])
+        np.testing.assert_array_equal(gi, np.vstack([w[1] for w in want]))
+        np.testing.assert_allclose(np.vstack([g[2] for g in got]), np.vstack([w[2] for w in want]), rtol=1e-5)
+    # brute force agrees on the neighbour sets
+    full = ((Q[:, None, :] - X[None]) ** 2).sum(-1)
+    brute = np.argsort(full, axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(np.sort(gi, axis=1), np.sort(brute, axis=1))
 
 
 def test_network_block_loader_visits_every_sample_once_per_epoch(gctx, small_blocks):
@@ -135,6 +162,17 @@ def test_network_block_loader_visits_every_sample_once_per_epoch(gctx, small_blo
     again = np.vstack([x.numpy() for x, _ in model._batches(src, None, np.arange(lz.n_targets), 123, "cpu")])
     np.testing.assert_array_equal(again, got)  # reproducible
     assert model._steps_per_epoch(src) == len(seen)
+
+
+def test_loader_runs_follow_the_files_storage_chunks(tmp_path):
+    path = tmp_path / "chunked.gctx"
+    write_gctx(_matrix(), path, chunks=(16, 32))
+    whole = LazyRows(open_matrix(path))
+    assert lazy.chunk_starts(whole).tolist() == list(range(0, N, 16))
+    rows = np.array([3, 5, 15, 16, 40, 41, 47, 48, 2])  # chunk bands 0,0,0,1,2,2,2,3,0
+    view = lazy.take_rows(whole, rows)
+    assert lazy.chunk_starts(view).tolist() == [0, 3, 4, 7, 8]
+    assert lazy.chunk_starts(np.zeros((10, 2)), chunk=4).tolist() == [0, 4, 8]
 
 
 def test_evaluation_spill_to_disk_gives_the_same_metrics():

@@ -25,6 +25,13 @@ from .base import Model, Progress, register
 #: The file a saved KNN-GE model keeps its standardized training targets in when they
 #: were streamed from disk (samples x targets, float32, read by rows, never loaded whole).
 TARGETS_FILE = "Y_train.npy"
+#: Likewise for the training landmarks (samples x landmarks, float32), read a block at a
+#: time by the neighbour search, so that memory does not grow with the training set.
+LANDMARKS_FILE = "X_train.npy"
+
+#: Training rows per distance block when the landmarks are read from disk (each block is
+#: read once per query block, so query blocks are larger there to amortize the reads).
+DISK_TRAIN_BLOCK, DISK_QUERY_BLOCK = 8192, 2048
 
 
 def _scratch_dir() -> Path:
@@ -49,41 +56,56 @@ def _row_standardize(X: np.ndarray) -> np.ndarray:
     return Xc / np.where(norm > 0, norm, 1)
 
 
+def _rows(X, start: int, stop: int) -> np.ndarray:
+    """Rows ``start..stop`` of an array or an on-disk :class:`NpyRows` (read, not mapped)."""
+    if isinstance(X, np.ndarray):
+        return X[start:stop]
+    return X._slice(start, min(stop, X.shape[0]), None)
+
+
 def nearest_neighbours(
     Q: np.ndarray,
-    X: np.ndarray,
+    X,
     k: int,
     query_block: int = 1024,
     train_block: int = 32768,
 ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
     """The ``k`` nearest rows of ``X`` for each row of ``Q`` (squared Euclidean), by blocks.
 
-    Yields ``(query_slice, indices, sq_distances)`` per query block, both
-    (n_block, k), sorted by distance (ties by training index, so results are
-    deterministic). Memory: one (query_block x train_block) distance block at a time.
+    ``X`` (n_train, n_landmarks) is an array or a sample-major :class:`NpyRows` file,
+    read one training block at a time. Yields ``(query_slice, indices, sq_distances)``
+    per query block, both (n_block, k), sorted by distance (ties by training index, so
+    results are deterministic). Memory: one (query_block x train_block) float distance
+    block and the running (query_block x k) best, never a query x training matrix.
     """
-    k = min(k, X.shape[0])
-    x_sq = np.einsum("ij,ij->i", X, X)
+    n = X.shape[0]
+    k = min(k, n)
+    x_sq = np.empty(n, dtype=X.dtype)
+    for ts in range(0, n, train_block):
+        xb = _rows(X, ts, ts + train_block)
+        x_sq[ts:ts + xb.shape[0]] = np.einsum("ij,ij->i", xb, xb)
     for qs in range(0, Q.shape[0], query_block):
         q = Q[qs:qs + query_block]
         best_d = best_i = None
-        for ts in range(0, X.shape[0], train_block):
-            xb = X[ts:ts + train_block]
+        for ts in range(0, n, train_block):
+            xb = _rows(X, ts, ts + train_block)
             # |x|^2 - 2 q.x ranks neighbours like the full distance (|q|^2 is added at the end)
             d = q @ xb.T
             d *= -2
-            d += x_sq[None, ts:ts + train_block]
-            idx = np.arange(ts, ts + xb.shape[0])
-            if best_d is None:
-                cand_d, cand_i = d, np.broadcast_to(idx, d.shape)
+            d += x_sq[None, ts:ts + xb.shape[0]]
+            kb = 0 if best_d is None else best_d.shape[1]
+            cand = d if best_d is None else np.concatenate([best_d, d], axis=1)
+            if cand.shape[1] > k:
+                pos = np.argpartition(cand, k - 1, axis=1)[:, :k]
             else:
-                cand_d = np.concatenate([best_d, d], axis=1)
-                cand_i = np.concatenate([best_i, np.broadcast_to(idx, d.shape)], axis=1)
-            if cand_d.shape[1] > k:
-                part = np.argpartition(cand_d, k - 1, axis=1)[:, :k]
-                cand_d = np.take_along_axis(cand_d, part, axis=1)
-                cand_i = np.take_along_axis(cand_i, part, axis=1)
-            best_d, best_i = cand_d, np.ascontiguousarray(cand_i)
+                pos = np.broadcast_to(np.arange(cand.shape[1]), cand.shape)
+            # positions < kb are the running best, the others this block's (training index ts + pos - kb)
+            new_i = pos + (ts - kb)
+            if kb:
+                old = pos < kb
+                new_i = np.where(old, np.take_along_axis(best_i, np.minimum(pos, kb - 1), axis=1), new_i)
+            best_d = np.take_along_axis(cand, pos, axis=1)
+            best_i = np.ascontiguousarray(new_i)
         order = np.lexsort((best_i, best_d), axis=1)
         q_sq = np.einsum("ij,ij->i", q, q)
         dist = np.take_along_axis(best_d, order, axis=1) + q_sq[:, None]
@@ -145,7 +167,7 @@ class KNNModel(Model):
             Xz, Yz = source.materialize()
             self.X_train_ = np.ascontiguousarray(self._space(Xz))
             self.Y_train_ = np.ascontiguousarray(Yz)
-        else:  # streamed: landmarks in memory, targets to a sample-major file read by neighbour rows
+        else:  # streamed: landmarks and targets to sample-major files, read by blocks / neighbour rows
             self.X_train_, self.Y_train_ = self._stream_training(source, progress)
             Xz = self.X_train_
         grid = self._grid()
@@ -169,46 +191,37 @@ class KNNModel(Model):
         self.k_scores_ = {k: float((abs_err[k] / Xv.shape[0]).mean()) for k in grid}
         self.k_ = min(self.k_scores_, key=self.k_scores_.get)
 
-    def _stream_training(self, source, progress: Progress) -> tuple[np.ndarray, NpyRows]:
-        X = np.empty((source.n_samples, source.n_landmarks), dtype=np.float32)
-        fd, tmp = tempfile.mkstemp(prefix="knn-targets-", suffix=".npy", dir=_scratch_dir())
-        os.close(fd)
-        store = NpyRows.create(tmp, (source.n_samples, source.n_targets), np.float32)
-        store.scratch = True
+    def _stream_training(self, source, progress: Progress) -> tuple[NpyRows, NpyRows]:
+        stores = []
+        for name, width in (("landmarks", source.n_landmarks), ("targets", source.n_targets)):
+            fd, tmp = tempfile.mkstemp(prefix=f"knn-{name}-", suffix=".npy", dir=_scratch_dir())
+            os.close(fd)
+            store = NpyRows.create(tmp, (source.n_samples, width), np.float32)
+            store.scratch = True
+            stores.append(store)
+        X, Y = stores
         start = 0
         for b, (xb, yb) in enumerate(source.blocks()):
-            X[start:start + xb.shape[0]] = self._space(xb)
-            store.write_rows(start, yb)
+            X.write_rows(start, self._space(xb))
+            Y.write_rows(start, yb)
             start += xb.shape[0]
-            progress(b + 1, source.n_blocks, {"stage": "storing training targets"})
-        return X, store
+            progress(b + 1, source.n_blocks, {"stage": "storing training landmarks and targets"})
+        return X, Y
 
     def _save_files(self, folder: Path) -> None:
-        if not isinstance(self.Y_train_, NpyRows):
-            return
-        dest = Path(folder) / TARGETS_FILE
-        store = self.Y_train_
-        if getattr(store, "scratch", False):  # the model's own scratch file: move it into the run
-            os.replace(store.path, dest)
-            store.path, store.scratch = dest, False
-            return
-        with open(dest, "wb") as out:  # copy through the open descriptor (the folder may have moved)
-            size, off = os.fstat(store._fd).st_size, 0
-            while off < size:
-                chunk = os.pread(store._fd, min(1 << 24, size - off), off)
-                if not chunk:
-                    break
-                out.write(chunk)
-                off += len(chunk)
+        for store, name in ((self.X_train_, LANDMARKS_FILE), (self.Y_train_, TARGETS_FILE)):
+            if isinstance(store, NpyRows):
+                _store_into(store, Path(folder) / name)
 
     def __del__(self):
-        store = getattr(self, "Y_train_", None)
-        if isinstance(store, NpyRows) and getattr(store, "scratch", False):
-            try:
-                store.close()
-                os.unlink(store.path)
-            except OSError:
-                pass
+        for name in ("X_train_", "Y_train_"):
+            store = getattr(self, name, None)
+            if isinstance(store, NpyRows) and getattr(store, "scratch", False):
+                try:
+                    store.close()
+                    os.unlink(store.path)
+                except OSError:
+                    pass
 
     def _grid(self) -> list[int] | None:
         if self.k_grid is None:
@@ -221,9 +234,15 @@ class KNNModel(Model):
             raise ModelError(f"k_grid must hold positive integers, got {self.k_grid!r}")
         return [int(k) for k in self.k_grid]
 
+    def _blocks(self) -> tuple[int, int]:
+        """(query_block, train_block) of the neighbour search for where the landmarks are."""
+        if isinstance(self.X_train_, NpyRows):
+            return max(self.query_block, DISK_QUERY_BLOCK), min(self.train_block, DISK_TRAIN_BLOCK)
+        return self.query_block, self.train_block
+
     def _neighbours(self, Xz_query: np.ndarray, k: int):
         Q = self._space(np.asarray(Xz_query, dtype=self.X_train_.dtype))
-        for sl, idx, _ in nearest_neighbours(Q, self.X_train_, k, self.query_block, self.train_block):
+        for sl, idx, _ in nearest_neighbours(Q, self.X_train_, k, *self._blocks()):
             yield sl, idx
 
     def _predict_standardized(self, Xz: np.ndarray) -> np.ndarray:
@@ -243,28 +262,53 @@ class KNNModel(Model):
         k = k or self.k_
         Q = self._space(self.standardize_landmarks(landmarks).astype(self.X_train_.dtype, copy=False))
         idx, dist = [], []
-        for _, i, d in nearest_neighbours(Q, self.X_train_, k, self.query_block, self.train_block):
+        for _, i, d in nearest_neighbours(Q, self.X_train_, k, *self._blocks()):
             idx.append(i)
             dist.append(np.sqrt(d))
         return np.vstack(idx), np.vstack(dist)
 
     def _state(self):
-        arrays = {"X_train": self.X_train_}
+        arrays = {}
+        if not isinstance(self.X_train_, NpyRows):
+            arrays["X_train"] = self.X_train_
         if not isinstance(self.Y_train_, NpyRows):
             arrays["Y_train"] = self.Y_train_
         return ({"k": self.k_, "k_scores": {str(k): v for k, v in self.k_scores_.items()},
+                 "landmarks_file": LANDMARKS_FILE if isinstance(self.X_train_, NpyRows) else None,
                  "targets_file": TARGETS_FILE if isinstance(self.Y_train_, NpyRows) else None}, arrays)
 
     def _set_state(self, params, arrays):
         self.k_ = int(params["k"])
         self.k_scores_ = {int(k): v for k, v in params.get("k_scores", {}).items()}
-        self.X_train_ = arrays["X_train"]
-        if params.get("targets_file"):
-            path = Path(getattr(self, "_folder", ".")) / str(params["targets_file"])
-            if Path(params["targets_file"]).name != params["targets_file"] or not path.exists():
-                raise ModelError(f"the saved KNN-GE model's targets file {params['targets_file']!r} is missing")
-            self.Y_train_ = NpyRows(path)
-        else:
-            self.Y_train_ = arrays["Y_train"]
+        self.X_train_ = self._saved(params, arrays, "landmarks_file", "X_train")
+        self.Y_train_ = self._saved(params, arrays, "targets_file", "Y_train")
         if self.Y_train_.shape[1] != len(self.target_ids_) or self.X_train_.shape[1] != len(self.landmark_ids_):
             raise ModelError("saved training arrays do not match the saved gene lists")
+
+    def _saved(self, params: dict, arrays: dict, file_key: str, array_key: str):
+        """A saved training array: in the model's arrays, or a file of its own in the run folder."""
+        name = params.get(file_key)
+        if not name:
+            return arrays[array_key]
+        path = Path(getattr(self, "_folder", ".")) / str(name)
+        if Path(name).name != name or not path.exists():
+            raise ModelError(f"the saved KNN-GE model's file {name!r} is missing from {path.parent}; "
+                             "the run folder is incomplete: train the model again")
+        return NpyRows(path)
+
+
+def _store_into(store: NpyRows, dest: Path) -> None:
+    """Put an on-disk training array into a run folder: move the model's own scratch
+    file there, or copy another (through the open descriptor: its folder may have moved)."""
+    if getattr(store, "scratch", False):
+        os.replace(store.path, dest)
+        store.path, store.scratch = dest, False
+        return
+    with open(dest, "wb") as out:
+        size, off = os.fstat(store._fd).st_size, 0
+        while off < size:
+            chunk = os.pread(store._fd, min(1 << 24, size - off), off)
+            if not chunk:
+                break
+            out.write(chunk)
+            off += len(chunk)
