@@ -94,6 +94,9 @@ class _Backend:
     in_memory = False
     #: Most samples worth reading as one slice when a few scattered ones are asked.
     gap = 64
+    #: Samples per storage chunk along the sample axis (HDF5 chunking), None when rows
+    #: can be read one by one at no extra cost; loaders align their reads to it.
+    chunk_rows: int | None = None
 
     def read(self, rows: np.ndarray, cols: np.ndarray | None) -> np.ndarray:
         """Values at sample positions ``rows`` (any order) and gene positions ``cols`` (None: all)."""
@@ -149,6 +152,8 @@ class _H5(_Backend):
         s = self._ds.shape
         self.shape = (s[1], s[0]) if genes_first else (s[0], s[1])
         self.dtype = np.dtype(dtype)
+        if self._ds.chunks:
+            self.chunk_rows = int(self._ds.chunks[1] if genes_first else self._ds.chunks[0])
         self._lock = threading.Lock()
 
     def _slice(self, start, stop, cols):
@@ -225,6 +230,7 @@ class _Columns(_Backend):
 
     def __init__(self, inner: _Backend, cols: np.ndarray) -> None:
         self.inner, self.cols = inner, np.asarray(cols, dtype=np.int64)
+        self.chunk_rows = inner.chunk_rows
         self.shape = (inner.shape[0], self.cols.size)
         self.dtype = inner.dtype
 
@@ -238,9 +244,11 @@ class _Columns(_Backend):
 class _Delegate(_Backend):
     """Reads through a function ``read(rows, cols)`` (e.g. a GCTX file's own planned reads)."""
 
-    def __init__(self, shape, dtype, read: Callable, close: Callable | None = None) -> None:
+    def __init__(self, shape, dtype, read: Callable, close: Callable | None = None,
+                 chunk_rows: int | None = None) -> None:
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
         self._read, self._close = read, close
+        self.chunk_rows = chunk_rows
         self._lock = threading.Lock()
 
     def read(self, rows, cols):
@@ -551,6 +559,21 @@ def read_pair(a, b, key) -> tuple[np.ndarray, np.ndarray]:
         vals = m.read(rows, both)
         return vals[:, :ca.size], vals[:, ca.size:]
     return np.asarray(a[key]), np.asarray(b[key])
+
+
+def chunk_starts(a, chunk: int = 256) -> np.ndarray:
+    """Start positions of runs of rows of ``a`` that are cheap to read one run at a time.
+
+    For a lazy view of a chunked file, the rows of the view that fall in one storage
+    chunk of samples form a run (so a run never reads a chunk another run reads too);
+    otherwise runs of ``chunk`` rows. Returns increasing positions into ``a``, starting at 0.
+    """
+    n = int(a.shape[0])
+    per = a.matrix.backend.chunk_rows if isinstance(a, LazyRows) else None
+    if not per or n == 0:
+        return np.arange(0, n, max(1, chunk), dtype=np.int64)
+    band = (np.arange(n) if a.rows is None else a.rows) // int(per)
+    return np.flatnonzero(np.r_[True, band[1:] != band[:-1]]).astype(np.int64)
 
 
 def take_rows(a, rows: np.ndarray):

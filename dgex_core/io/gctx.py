@@ -895,7 +895,8 @@ def open_gctx(path: str | os.PathLike) -> LazyMatrix:
     """
     f = GCTXFile(path)
     try:
-        backend = _Delegate(f.shape, f.dtype, lambda rows, cols: f._read_values(rows, cols, f.dtype), f.close)
+        backend = _Delegate(f.shape, f.dtype, lambda rows, cols: f._read_values(rows, cols, f.dtype), f.close,
+                            chunk_rows=f.chunks[0] if f.chunks else None)
         return LazyMatrix(backend, f.col_ids, f.row_ids, f.col_meta(), f.row_meta(),
                           Provenance(str(f.path), "gctx"))
     except BaseException:

@@ -260,24 +260,29 @@ class MLPModel(Model):
         if carry is not None:
             yield torch.from_numpy(carry[0]).to(dev), torch.from_numpy(carry[1]).to(dev)
 
-    #: Samples per chunk of the shuffled block loader (contiguous on disk).
+    #: Samples per chunk of the shuffled block loader (contiguous on disk) when the file
+    #: has no chunking of its own; in a chunked HDF5 file a chunk is the samples of one
+    #: storage chunk, so that no chunk is read twice in an epoch.
     LOADER_CHUNK = 256
 
     def _groups_from_disk(self, source, rng):
         """Standardized (X, Y) groups of randomly chosen chunks, read one group ahead."""
         from concurrent.futures import ThreadPoolExecutor
 
-        n, chunk = source.n_samples, self.LOADER_CHUNK
-        n_chunks = -(-n // chunk)
-        per_group = max(1, source.block_size // chunk)
+        n = source.n_samples
+        starts = source.chunk_starts(self.LOADER_CHUNK) if hasattr(source, "chunk_starts") else \
+            np.arange(0, n, self.LOADER_CHUNK)
+        bounds = np.r_[starts, n]
+        n_chunks = starts.size
+        per_group = max(1, round(source.block_size * n_chunks / max(n, 1)))  # chunks per group
         if n_chunks <= per_group:  # everything in one group: a full shuffle, as in memory
             plan = [np.arange(n)]
         else:
             order = rng.permutation(n_chunks)
             plan = []
             for g in range(0, n_chunks, per_group):
-                starts = np.sort(order[g:g + per_group]) * chunk
-                plan.append(np.concatenate([np.arange(a, min(a + chunk, n)) for a in starts]))
+                picked = np.sort(order[g:g + per_group])
+                plan.append(np.concatenate([np.arange(bounds[c], bounds[c + 1]) for c in picked]))
         if not plan:
             return
         with ThreadPoolExecutor(1, thread_name_prefix="dgex-loader") as pool:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from ..errors import ModelError
-from ..lazy import LazyRows, block_rows, read_pair
+from ..lazy import LazyRows, block_rows, chunk_starts, read_pair
 
 __all__ = ["ArraySource", "StandardizedRows", "StandardizedSource"]
 
@@ -70,6 +70,10 @@ class ArraySource:
         """(X, Y) of some samples (a slice or positions), each sample read once."""
         return read_pair(self.X, self.Y, rows)
 
+    def chunk_starts(self, chunk: int) -> np.ndarray:
+        """Starts of the runs of samples a shuffled loader reads as units (see :func:`~dgex_core.lazy.chunk_starts`)."""
+        return chunk_starts(self.X, chunk)
+
     def blocks(self, order: Sequence[int] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (X_block, Y_block) as numpy arrays, blocks in ``order`` (default: in turn)."""
         for b in range(self.n_blocks) if order is None else order:
@@ -90,6 +94,9 @@ class StandardizedSource:
     n_targets = property(lambda self: self.source.n_targets)
     n_blocks = property(lambda self: self.source.n_blocks)
     block_size = property(lambda self: self.source.block_size)
+
+    def chunk_starts(self, chunk: int) -> np.ndarray:
+        return self.source.chunk_starts(chunk)
 
     def blocks(self, order: Sequence[int] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for x, y in self.source.blocks(order):
