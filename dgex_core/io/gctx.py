@@ -22,9 +22,9 @@ Reading rules
   strings); in string fields the missing markers (``-666``, ``na``, ``NaN``, empty...)
   become NaN. Numeric fields are returned as stored (no -666 conversion).
 - Only what is asked is read: :meth:`GCTXFile.read` takes sample and gene selections
-  (ids or integer positions), sorts the samples, reads them in batches of at most
-  :data:`READ_BLOCK_BYTES` (one slice for a dense batch, one h5py point selection for
-  a scattered one: see :func:`plan_reads`) and puts the rows back in the order asked;
+  (ids or integer positions), sorts the samples, reads them in bounded batches (a
+  slice over neighbouring chunk bands that hold several wanted rows, one h5py point
+  selection for scattered ones: see :func:`plan_reads`) and puts the rows back in the order asked;
   a range of samples is read straight into the result. Ids and metadata are read for
   the asked samples only. Genes are read as the span from the first to the last gene
   asked, then picked in memory: a few genes across all samples still read every
@@ -73,6 +73,10 @@ CHUNK_MAX_GENES = 1000
 #: Most bytes of wanted rows one HDF5 read gathers when samples are not a plain range
 #: (bounds the temporary buffer of :meth:`GCTXFile.read` besides its result).
 READ_BLOCK_BYTES = 4 * 1024 * 1024
+#: Most bytes one slice of neighbouring chunk bands may span (:func:`plan_reads`).
+SPAN_BYTES = 64 * 1024 * 1024
+#: Wanted rows per chunk band, on average over a run of bands, above which the run is read as a slice.
+MIN_ROWS_PER_BAND = 2
 
 Selector = slice | Sequence | np.ndarray | pd.Index | str | int | None
 
@@ -103,15 +107,21 @@ def broad_chunks(n_samples: int | None, n_genes: int, itemsize: int = 4) -> tupl
     return samples, genes
 
 
-def plan_reads(positions: np.ndarray, row_bytes: int,
-               max_bytes: int = READ_BLOCK_BYTES) -> list[tuple[slice | np.ndarray, np.ndarray]]:
+def plan_reads(positions: np.ndarray, row_bytes: int, max_bytes: int = READ_BLOCK_BYTES,
+               band: int | None = None) -> list[tuple[slice | np.ndarray, np.ndarray]]:
     """Split sorted sample positions into reads of bounded memory.
 
-    Consecutive positions are taken in batches of at most ``max_bytes`` of rows. A
-    dense batch (at least half the rows of its span wanted) is read as one slice and
-    the rows picked in memory; a sparse one as one h5py point selection (sorted,
-    unique indices, as h5py requires), in which HDF5 decompresses each chunk it
-    touches once.
+    Without ``band`` (contiguous storage), consecutive positions are taken in batches
+    of at most ``max_bytes`` of rows. A dense batch (at least half the rows of its span
+    wanted) is read as one slice and the rows picked in memory; a sparse one as one
+    h5py point selection (sorted, unique indices, as h5py requires).
+
+    With ``band`` (samples per storage chunk), HDF5 reads or decompresses whole chunks
+    anyway, so runs of neighbouring chunk bands holding at least
+    :data:`MIN_ROWS_PER_BAND` wanted rows each on average are read as one slice
+    (from the first to the last wanted row, at most ``max(max_bytes, SPAN_BYTES)``
+    of rows): a point selection there costs several times more (it copies row by
+    row). Bands with a lone wanted row keep the point selection.
 
     Parameters
     ----------
@@ -121,6 +131,8 @@ def plan_reads(positions: np.ndarray, row_bytes: int,
         Bytes read per sample.
     max_bytes
         Most bytes of wanted rows per read (a dense slice may span twice that).
+    band
+        Samples per storage chunk of the dataset, or ``None``.
 
     Returns
     -------
@@ -130,11 +142,35 @@ def plan_reads(positions: np.ndarray, row_bytes: int,
     """
     max_rows = max(1, max_bytes // max(row_bytes, 1))
     reads: list[tuple[slice | np.ndarray, np.ndarray]] = []
-    for b in range(0, positions.size, max_rows):
-        idx = np.arange(b, min(b + max_rows, positions.size))
-        rows = positions[idx]
-        start, stop = int(rows[0]), int(rows[-1]) + 1
-        reads.append((slice(start, stop) if 2 * idx.size >= stop - start else rows, idx))
+    if not band or band < 2 or positions.size == 0:
+        for b in range(0, positions.size, max_rows):
+            idx = np.arange(b, min(b + max_rows, positions.size))
+            rows = positions[idx]
+            start, stop = int(rows[0]), int(rows[-1]) + 1
+            reads.append((slice(start, stop) if 2 * idx.size >= stop - start else rows, idx))
+        return reads
+    span_rows = max(max_rows, max(max_bytes, SPAN_BYTES) // max(row_bytes, 1), 1)
+    bands = positions // band
+    # runs of positions whose chunk bands are neighbours (no untouched band between them)
+    cuts = np.flatnonzero(np.diff(bands) > 1) + 1
+    sparse: list[np.ndarray] = []
+    for run in np.split(np.arange(positions.size), cuts):
+        n_bands = int(bands[run[-1]] - bands[run[0]]) + 1
+        if run.size < MIN_ROWS_PER_BAND * n_bands:
+            sparse.append(run)
+            continue
+        s = 0
+        while s < run.size:  # slices of at most span_rows rows
+            first = int(positions[run[s]])
+            e = s + int(np.searchsorted(positions[run[s:]], first + span_rows, side="left"))
+            idx = run[s:max(e, s + 1)]
+            reads.append((slice(first, int(positions[idx[-1]]) + 1), idx))
+            s = max(e, s + 1)
+    if sparse:
+        rest = np.concatenate(sparse)
+        for b in range(0, rest.size, max_rows):
+            idx = rest[b:b + max_rows]
+            reads.append((positions[idx], idx))
     return reads
 
 
@@ -531,7 +567,8 @@ class GCTXFile:
         g0, g1 = (0, self.shape[1]) if gi is None else (int(gi.min()), int(gi.max()) + 1)
         local_genes = None if gi is None else gi - g0
         row_bytes = (g1 - g0) * self.dtype.itemsize
-        for sel, idx in plan_reads(sorted_rows, row_bytes, READ_BLOCK_BYTES):
+        band = self._ds.chunks[0] if self._ds.chunks else None
+        for sel, idx in plan_reads(sorted_rows, row_bytes, READ_BLOCK_BYTES, band):
             if isinstance(sel, slice):
                 picked = self._ds[sel, g0:g1][sorted_rows[idx] - sel.start]
             else:

@@ -302,9 +302,11 @@ def test_subset_reads_only_the_samples_it_needs(tmp_path, monkeypatch):
         assert spy.rows_read == 10
         # a small read budget splits the reads without changing the answer
         monkeypatch.setattr(gctx_module, "READ_BLOCK_BYTES", 32 * 30 * 4)
-        spy.calls = 0
+        monkeypatch.setattr(gctx_module, "SPAN_BYTES", 32 * 30 * 4)
+        spy.calls = spy.rows_read = 0
         got = f.read(samples=np.arange(0, 700, 2)[::-1])
-        assert spy.calls == 11
+        assert spy.calls == 22  # slices spanning 32 rows (16 wanted): every chunk band holds 16
+        assert spy.rows_read == 21 * 31 + 27
         np.testing.assert_array_equal(got.values, m.values[np.arange(0, 700, 2)[::-1]])
 
 
@@ -323,6 +325,23 @@ def test_plan_reads_serves_each_position_once_within_the_memory_bound():
                 np.testing.assert_array_equal(sel, pos[idx])
     assert isinstance(plan_reads(np.arange(10, 20), 4)[0][0], slice)
     assert plan_reads(np.array([], dtype=np.int64), 4) == []
+
+
+def test_plan_reads_by_chunk_bands_slices_where_chunks_hold_several_wanted_rows():
+    # bands of 10 samples: 0-9 holds 4 wanted rows, 30-49 hold 6 (a run of two bands),
+    # 100 and 699 are alone in theirs, 500-501 make two in one band
+    pos = np.array([0, 1, 5, 9, 31, 32, 33, 34, 41, 48, 100, 500, 501, 699])
+    for span in (1, 3, 64):
+        reads = plan_reads(pos, row_bytes=120, max_bytes=120 * span, band=10)
+        served = np.sort(np.concatenate([idx for _, idx in reads]))
+        np.testing.assert_array_equal(served, np.arange(pos.size))
+        slices = [(sel, idx) for sel, idx in reads if isinstance(sel, slice)]
+        points = np.concatenate([pos[idx] for sel, idx in reads if not isinstance(sel, slice)])
+        np.testing.assert_array_equal(np.sort(points), [100, 699])  # lone rows: point selections
+        for sel, idx in slices:  # a slice covers exactly its rows' span
+            assert sel.start == pos[idx[0]] and sel.stop == pos[idx[-1]] + 1
+    reads = plan_reads(pos, row_bytes=120, max_bytes=120, band=10)
+    assert [(s.start, s.stop) for s, _ in reads if isinstance(s, slice)][:2] == [(0, 10), (31, 49)]
 
 
 @pytest.mark.parametrize(("samples", "words"), [
