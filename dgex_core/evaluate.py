@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 __all__ = [
     "ColumnSpill",
@@ -159,16 +158,45 @@ class ColumnSpill:
             self.close()
 
 
-def _spearman_columns(t: np.ndarray, p: np.ndarray, block: int = 2048) -> np.ndarray:
-    """Spearman r of each column pair (average ranks for ties), in gene blocks."""
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based, ties share their mean rank) along axis 1 of ``x`` (m, n).
+
+    Rows holding a NaN rank as NaN throughout (scipy's ``rankdata`` propagates NaN the
+    same way). Sorting contiguous rows is several times faster than ranking columns.
+    """
+    m, n = x.shape
+    order = np.argsort(x, axis=1)
+    xs = np.take_along_axis(x, order, axis=1)
+    new = np.empty((m, n), dtype=bool)
+    new[:, 0] = True
+    np.not_equal(xs[:, 1:], xs[:, :-1], out=new[:, 1:])
+    if new.all():
+        ranks_sorted = np.broadcast_to(np.arange(1, n + 1, dtype=np.float64), (m, n))
+    else:  # runs of equal values never cross rows (each row starts a run)
+        flat = new.ravel()
+        starts = np.flatnonzero(flat)
+        ends = np.r_[starts[1:], flat.size] - 1
+        mean_rank = (starts % n + ends % n) / 2 + 1
+        ranks_sorted = mean_rank[np.cumsum(flat) - 1].reshape(m, n)
+    ranks = np.empty((m, n), dtype=np.float64)
+    np.put_along_axis(ranks, order, ranks_sorted, axis=1)
+    nan_rows = np.isnan(xs[:, -1]) if n else np.zeros(m, bool)  # argsort puts NaN last
+    ranks[nan_rows] = np.nan
+    return ranks
+
+
+def _spearman_columns(t: np.ndarray, p: np.ndarray, block: int = 1024) -> np.ndarray:
+    """Spearman r of each column pair of ``t`` and ``p`` (samples x genes; average ranks
+    for ties, NaN where a column has a NaN or is constant), in gene blocks."""
     out = np.empty(t.shape[1])
     for s in range(0, t.shape[1], block):
-        rt = rankdata(t[:, s:s + block], axis=0)
-        rp = rankdata(p[:, s:s + block], axis=0)
-        rt -= rt.mean(0)
-        rp -= rp.mean(0)
+        rt = _average_ranks(np.ascontiguousarray(t[:, s:s + block].T, dtype=np.float64))
+        rp = _average_ranks(np.ascontiguousarray(p[:, s:s + block].T, dtype=np.float64))
+        rt -= rt.mean(1, keepdims=True)
+        rp -= rp.mean(1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[s:s + block] = (rt * rp).sum(0) / np.sqrt((rt * rt).sum(0) * (rp * rp).sum(0))
+            out[s:s + block] = np.einsum("ij,ij->i", rt, rp) / np.sqrt(
+                np.einsum("ij,ij->i", rt, rt) * np.einsum("ij,ij->i", rp, rp))
     return out
 
 
@@ -304,7 +332,7 @@ def evaluate_predictions(
 
 
 def evaluate_model(model, data, group_by: str | None = "auto", *, block_size: int | None = None,
-                   progress=None) -> Evaluation:
+                   progress=None, spearman: bool = True) -> Evaluation:
     """Score a fitted model on a dataset with targets, matching landmarks and targets by id.
 
     Errors are in the model's standardized units (``mae_z``: divided by the training sd
@@ -316,7 +344,8 @@ def evaluate_model(model, data, group_by: str | None = "auto", *, block_size: in
 
     Streams: samples are predicted and scored block by block (a dataset opened
     lazily is read once), so memory is bounded by a block and one gene block of the
-    Spearman ranks, not by samples x genes.
+    Spearman ranks, not by samples x genes. ``spearman=False`` skips the ranks (and
+    their scratch file) when MAE and Pearson r are all that is wanted.
     """
     from .errors import ModelError
 
@@ -337,7 +366,7 @@ def evaluate_model(model, data, group_by: str | None = "auto", *, block_size: in
     groups = None if group_by is None else data.target_meta[group_by].reindex(genes)
 
     acc = GeneErrorAccumulator(len(genes))
-    spill = ColumnSpill(data.n_samples, len(genes))
+    spill = ColumnSpill(data.n_samples, len(genes)) if spearman else None
     per_sample = np.empty(data.n_samples)
     scale64 = np.asarray(scale, np.float64)
     try:
@@ -346,16 +375,19 @@ def evaluate_model(model, data, group_by: str | None = "auto", *, block_size: in
             p = pred[:, pcols] if pcols.size != pred.shape[1] else pred
             acc.update(t, p)
             per_sample[sl] = (np.abs(p.astype(np.float64) - t) / scale64).mean(axis=1)
-            spill.write(sl.start, t, p)
+            if spill is not None:
+                spill.write(sl.start, t, p)
             if progress:
                 progress(sl.stop, data.n_samples, {"stage": "scoring"})
         pg = acc.compute(scale)
-        rho = np.empty(len(genes))
-        for g0, g1, t, p in spill.blocks():
-            rho[g0:g1] = _spearman_columns(np.asarray(t, np.float64), np.asarray(p, np.float64))
+        if spill is not None:
+            rho = np.empty(len(genes))
+            for g0, g1, t, p in spill.blocks():
+                rho[g0:g1] = _spearman_columns(t, p)
+            pg["spearman"] = rho
     finally:
-        spill.close()
-    pg["spearman"] = rho
+        if spill is not None:
+            spill.close()
     if floor is not None:
         pg["floor"] = np.asarray(floor, np.float64)
         pg["floor_z"] = pg["floor"] / np.asarray(scale, np.float64)

@@ -102,7 +102,7 @@ def train_run(
     metrics: dict = {"fit_seconds": fit_seconds}
     well = None
     if split.val.n_samples > 1:
-        ev_val = evaluate_model(model, split.val)
+        ev_val = evaluate_model(model, split.val, spearman=False)  # validation flags need Pearson r only
         metrics["val"] = ev_val.summary
         well = ev_val.per_gene["pearson"].fillna(-1) >= well_inferred_r
         metrics["n_well_inferred"] = int(well.sum())

@@ -69,3 +69,25 @@ def test_compare_matches_genes_by_id():
 def test_per_sample_mae():
     s = per_sample_mae(np.zeros((2, 2)), np.array([[1.0, 3.0], [2.0, 2.0]]), ["x", "y"], scale=np.array([1.0, 3.0]))
     assert s.tolist() == [1.0, pytest.approx(4 / 3)]
+
+
+def test_spearman_by_sorted_rows_equals_scipy_with_ties_nan_and_constants():
+    from scipy.stats import rankdata
+
+    from dgex_core.evaluate import _spearman_columns
+
+    rng = np.random.default_rng(4)
+    t = np.round(rng.normal(size=(300, 70)), 1)  # many ties
+    p = rng.normal(size=(300, 70)) + t
+    t[5, 7] = np.nan
+    t[:, 9] = 3.0
+    p[:, 11] = np.round(p[:, 11])
+    rt, rp = rankdata(t, axis=0), rankdata(p, axis=0)
+    rt -= rt.mean(0)
+    rp -= rp.mean(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = (rt * rp).sum(0) / np.sqrt((rt * rt).sum(0) * (rp * rp).sum(0))
+    got = _spearman_columns(t, p, block=16)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got[[7, 9]]).all()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12, equal_nan=True)
