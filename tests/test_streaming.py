@@ -125,6 +125,29 @@ def test_knn_training_files_travel_with_the_run(gctx, small_blocks, tmp_path):
         load_run(folder, verify=False)
 
 
+def test_knn_scratch_files_go_with_an_unsaved_model(gctx, small_blocks, tmp_path, monkeypatch):
+    import gc
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("DGEX_TMPDIR", str(tmp_path / "scratch"))
+    _, lz = _both(gctx)
+    model = KNNModel(k=3).fit(lz.split(seed=0).train)
+    files = [model.X_train_.path, model.Y_train_.path]
+    assert all(p.exists() for p in files)
+    del model
+    gc.collect()
+    assert not any(p.exists() for p in files)
+    # a process that ends with the model alive leaves nothing behind either
+    code = ("import sys; from dgex_core.io import open_matrix; from dgex_core.dataset import Dataset; "
+            "from dgex_core.models.knn import KNNModel; import dgex_core.lazy as lazy; lazy.BLOCK_BYTES = 16384; "
+            f"ds = Dataset.from_matrix(open_matrix({str(gctx)!r}), {LANDMARKS!r}); m = KNNModel(k=3).fit(ds); "
+            "print(m.Y_train_.path)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "DGEX_TMPDIR": str(tmp_path / "scratch2")})
+    assert "scratch2" in out.stdout and not list((tmp_path / "scratch2").iterdir())
+
+
 def test_neighbour_search_from_disk_blocks_equals_in_memory(tmp_path):
     rng = np.random.default_rng(3)
     X = rng.standard_normal((1000, 12)).astype(np.float32)

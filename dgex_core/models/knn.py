@@ -11,8 +11,10 @@ their target profiles.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -32,6 +34,9 @@ LANDMARKS_FILE = "X_train.npy"
 #: Training rows per distance block when the landmarks are read from disk (each block is
 #: read once per query block, so query blocks are larger there to amortize the reads).
 DISK_TRAIN_BLOCK, DISK_QUERY_BLOCK = 8192, 2048
+
+#: Validation queries whose neighbour sums are held at once while k is chosen.
+SCORE_ROWS = 256
 
 
 def _scratch_dir() -> Path:
@@ -181,12 +186,15 @@ class KNNModel(Model):
         abs_err = {k: np.zeros(self.Y_train_.shape[1]) for k in grid}
         n_blocks = -(-Xv.shape[0] // self.query_block)
         for b, (sl, idx) in enumerate(self._neighbours(Xv, grid[-1])):
-            acc = np.zeros((idx.shape[0], self.Y_train_.shape[1]), dtype=np.float64)
-            yv = np.asarray(Yv[sl], dtype=np.float64)
-            for j in range(grid[-1]):
-                acc += self.Y_train_[idx[:, j]]
-                if j + 1 in abs_err:
-                    abs_err[j + 1] += np.abs(acc / (j + 1) - yv).sum(axis=0)
+            # running neighbour sums by sub-blocks of queries: memory ~ SCORE_ROWS x targets
+            for r0 in range(0, idx.shape[0], SCORE_ROWS):
+                ii = idx[r0:r0 + SCORE_ROWS]
+                acc = np.zeros((ii.shape[0], self.Y_train_.shape[1]), dtype=np.float64)
+                yv = np.asarray(Yv[sl.start + r0:sl.start + r0 + ii.shape[0]], dtype=np.float64)
+                for j in range(grid[-1]):
+                    acc += self.Y_train_[ii[:, j]]
+                    if j + 1 in abs_err:
+                        abs_err[j + 1] += np.abs(acc / (j + 1) - yv).sum(axis=0)
             progress(b + 1, n_blocks, {"stage": "scoring k on validation"})
         self.k_scores_ = {k: float((abs_err[k] / Xv.shape[0]).mean()) for k in grid}
         self.k_ = min(self.k_scores_, key=self.k_scores_.get)
@@ -198,6 +206,8 @@ class KNNModel(Model):
             os.close(fd)
             store = NpyRows.create(tmp, (source.n_samples, width), np.float32)
             store.scratch = True
+            # removed when the model goes, or at exit, unless the model is saved first
+            store.cleanup = weakref.finalize(self, _remove_file, tmp)
             stores.append(store)
         X, Y = stores
         start = 0
@@ -212,16 +222,6 @@ class KNNModel(Model):
         for store, name in ((self.X_train_, LANDMARKS_FILE), (self.Y_train_, TARGETS_FILE)):
             if isinstance(store, NpyRows):
                 _store_into(store, Path(folder) / name)
-
-    def __del__(self):
-        for name in ("X_train_", "Y_train_"):
-            store = getattr(self, name, None)
-            if isinstance(store, NpyRows) and getattr(store, "scratch", False):
-                try:
-                    store.close()
-                    os.unlink(store.path)
-                except OSError:
-                    pass
 
     def _grid(self) -> list[int] | None:
         if self.k_grid is None:
@@ -303,6 +303,7 @@ def _store_into(store: NpyRows, dest: Path) -> None:
     if getattr(store, "scratch", False):
         os.replace(store.path, dest)
         store.path, store.scratch = dest, False
+        store.cleanup.detach()
         return
     with open(dest, "wb") as out:
         size, off = os.fstat(store._fd).st_size, 0
@@ -312,3 +313,8 @@ def _store_into(store: NpyRows, dest: Path) -> None:
                 break
             out.write(chunk)
             off += len(chunk)
+
+
+def _remove_file(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
