@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _scale_data as sd
-from _common import disk_free_gb, machine, run_measured, write_results
+from _common import RESULTS, disk_free_gb, machine, run_measured, write_results
 
 ROOT = sd.ROOT
 GB = 2**30
@@ -47,6 +47,7 @@ MARKER = ".dgex_bench_scale"
 RSS_LIMIT_GB, PREDICT_RSS_LIMIT_GB, FLAT_TOLERANCE = 4.0, 3.0, 0.10
 LINEAR_ROOFLINE, EPOCH_SHARE, PREDICT_SHARE = 1.5, 0.8, 0.6
 PREDICT_BLOCK = 10_000  # dgex predict's default --block-size
+CSV_PROFILES = 20_000  # CSV text of 200,000 x 22,268 values would be ~44 GB: its rate is measured on fewer profiles
 
 
 # ============================================================== plan
@@ -58,6 +59,7 @@ class Plan:
         default = "3000,6000,12000" if args.quick else "28000,56000,111009"
         self.sizes = sorted({int(s.replace("_", "")) for s in (args.sizes or default).split(",") if s.strip()})
         self.l1000_n = 20_000 if args.quick else 200_000
+        self.csv_n = min(self.l1000_n, CSV_PROFILES)
         self.archs4 = (3_000, 5_000) if args.quick else (35_000, 100_000)  # genes, samples
         self.epoch_n = 2_000 if args.quick else 20_000
         self.names = _selected(args.only)
@@ -143,11 +145,14 @@ class Files:
             self._compendium(f"compendium_{n}", n)
         if "epoch" in names:
             self._compendium("epoch_subset", plan.epoch_n)
-        if names & set(ALIASES["predict"]):
-            n = plan.l1000_n
+        predicts = names & set(ALIASES["predict"])
+        for key, n, wanted in (("l1000", plan.l1000_n, predicts - {"predict_csv"}),
+                               ("l1000_csv", plan.csv_n, predicts & {"predict_csv"})):
+            if not wanted:
+                continue
             path = cache / sd.l1000_name(n, self.genes, self.model)
-            self.specs["l1000"] = (path, sd.l1000_params(n, self.genes, self.model), n * len(self.genes.landmark_ids) * 4,
-                                   lambda p=path, n=n: sd.write_l1000(p, n, self.genes, self.model, log=log))
+            self.specs[key] = (path, sd.l1000_params(n, self.genes, self.model), n * len(self.genes.landmark_ids) * 4,
+                               lambda p=path, n=n: sd.write_l1000(p, n, self.genes, self.model, log=log))
         if "archs4" in names:
             ng, ns = plan.archs4
             src = "gpl96" if "GPL96" in self.genes.source else "synth"
@@ -211,6 +216,35 @@ class Bench:
         self.records: list[dict] = []
         self.inprocess: dict = {}
         self.payload: dict = {}
+        self.earlier_files: dict = {}
+        self.argv_history: list[list[str]] = []
+        if args.merge:
+            self._load_earlier()
+
+    def _load_earlier(self) -> None:
+        """--merge: start from the results file's records; what this run measures replaces them."""
+        path = RESULTS / f"{self.out_name}.json"
+        if not path.exists():
+            return
+        old = json.loads(path.read_text())
+        if old.get("mode") != ("quick" if self.plan.quick else "full"):
+            sys.exit(f"bench_scale: --merge: {rel(path)} holds a {old.get('mode')} run; merge runs of one mode only")
+        self.records = list(old.get("commands", []))
+        self.inprocess = dict(old.get("in_process", {}))
+        self.earlier_files = {k: v for k, v in old.get("files", {}).items() if k != "landmark_lists"}
+        self.argv_history = old.get("argv_history") or [old.get("argv", [])]
+        print(f"--merge: {len(self.records)} records from {rel(path)}", flush=True)
+
+    @property
+    def names(self) -> list[str]:
+        """The commands this run measured or (with --merge) earlier runs did."""
+        have = {r["command"] for r in self.records} | set(self.inprocess)
+        return [c for c in COMMANDS if c in self.plan.names or c in have]
+
+    @property
+    def sizes(self) -> list[int]:
+        have = {r["n_samples"] for r in self.records if r["command"] in SIZE_COMMANDS and r.get("n_samples")}
+        return sorted(set(self.plan.sizes) | have)
 
     # ----------------------------------------------------------- running
     def measure(self, name: str, argv: list[str], n: int | None, *, need_bytes: float = 0, **extra) -> dict:
@@ -232,6 +266,8 @@ class Bench:
         return rec
 
     def _add(self, rec: dict) -> dict:
+        self.records = [r for r in self.records
+                        if (r["command"], r.get("n_samples")) != (rec["command"], rec.get("n_samples"))]
         self.records.append(rec)
         self.save()
         n = f" n={rec['n_samples']:,}" if rec.get("n_samples") else ""
@@ -321,11 +357,11 @@ class Bench:
                 self.skip(f"predict_{f}", self.plan.l1000_n,
                           f"no linear run scale-linear-N in {rel(self.runs)} (train it: --only linear)")
             return
-        l1000 = rel(self.files.path("l1000"))
-        n = self.plan.l1000_n
         self.outputs.mkdir(parents=True, exist_ok=True)
         n_out = self.files.n_genes
         for fmt in wanted:
+            key, n = ("l1000_csv", self.plan.csv_n) if fmt == "csv" else ("l1000", self.plan.l1000_n)
+            l1000 = rel(self.files.path(key))
             out = self.outputs / f"predicted.{fmt}"
             out.unlink(missing_ok=True)
             need = n * n_out * (10 if fmt == "csv" else 4)
@@ -439,13 +475,14 @@ class Bench:
 
     def checks(self) -> list[dict]:
         out: list[dict] = []
-        big, small = self.plan.largest, self.plan.sizes[0]
+        names, sizes = self.names, self.sizes
+        big, small = sizes[-1], sizes[0]
         at = f"{big:,} x {self.files.n_genes:,}" + ("" if big == 111_009 else " (not the paper's 111,009: --sizes/--quick)")
 
         def add(check: str, ok: bool | None, detail: str) -> None:
             out.append({"check": check, "status": "N/A" if ok is None else "PASS" if ok else "FAIL", "detail": detail})
 
-        for cmd in (c for c in SIZE_COMMANDS if c in self.plan.names):
+        for cmd in (c for c in SIZE_COMMANDS if c in names):
             rb, rs = self.find(cmd, big), self.find(cmd, small)
             name = f"{cmd}: completes on {at} with peak RSS <= {RSS_LIMIT_GB:g} GB, within {FLAT_TOLERANCE:.0%} of {small:,}"
             if rb is None or rb["status"] == "skipped":
@@ -459,21 +496,24 @@ class Bench:
                            f"(x{rb.get('peak_rss_gb', 0) / rs['peak_rss_gb']:.2f})")
             add(name, rb["status"] == "ok" and rb["peak_rss_gb"] <= RSS_LIMIT_GB and flat, detail)
 
-        if "linear" in self.plan.names or "roofline" in self.plan.names:
+        if "linear" in names or "roofline" in names:
             lin, roof = self.find("linear", big), self.inprocess.get("roofline", {})
-            name = f"linear train wall <= {LINEAR_ROOFLINE}x (one read + X'X, X'Y) at {at}"
-            if lin and lin["status"] == "ok" and roof.get("status") == "ok":
+            name = (f"linear regression (model.fit in dgex train: reading the training rows, X'X / X'Y, the ridge "
+                    f"grid on validation) <= {LINEAR_ROOFLINE}x (one read + X'X, X'Y) at {at}")
+            if lin and lin["status"] == "ok" and roof.get("status") == "ok" and lin.get("fit_seconds"):
                 base = roof["read_s"] + roof["products_s"]
-                ratio = lin["wall_s"] / base
-                self.payload["linear_vs_roofline"] = {"ratio": ratio, "fit_seconds_ratio": (lin.get("fit_seconds") or 0) / base}
-                add(name, ratio <= LINEAR_ROOFLINE, f"{lin['wall_s']:.1f} s vs {roof['read_s']:.1f} s read + "
-                    f"{roof['products_s']:.1f} s products = x{ratio:.2f} (fit alone {lin.get('fit_seconds') or 0:.1f} s)")
+                ratio = lin["fit_seconds"] / base
+                self.payload["linear_vs_roofline"] = {"fit_seconds_ratio": ratio, "command_ratio": lin["wall_s"] / base}
+                add(name, ratio <= LINEAR_ROOFLINE,
+                    f"fit {lin['fit_seconds']:.1f} s vs {roof['read_s']:.1f} s read + {roof['products_s']:.1f} s "
+                    f"products = x{ratio:.2f}; the whole command (start-up, scoring validation and test, the "
+                    f"quantile reference, saving) {lin['wall_s']:.1f} s = x{lin['wall_s'] / base:.2f}")
             else:
                 failed = (lin is not None and lin["status"] not in ("ok", "skipped")) or roof.get("status", "ok") != "ok"
                 add(name, False if failed else None,
                     f"linear: {lin['status'] if lin else 'not run'}; roofline: {roof.get('status', 'not run')}")
 
-        if "epoch" in self.plan.names:
+        if "epoch" in names:
             ep = self.inprocess.get("epoch", {})
             name = f"streamed network epoch >= {EPOCH_SHARE:.0%} as fast as in memory ({self.plan.epoch_n:,} x {self.files.n_genes:,})"
             share = ep.get("streamed_speed_vs_memory")
@@ -486,7 +526,7 @@ class Bench:
                     f"memory: {ep.get('memory', {}).get('status')}; streamed: "
                     f"{st.get('note') or st.get('status')}")
 
-        if "predict_gctx" in self.plan.names:
+        if "predict_gctx" in names:
             pr, gm = self.find("predict_gctx"), self.inprocess.get("gemm", {})
             name = (f"predict GCTX ({self.plan.l1000_n:,} profiles) >= {PREDICT_SHARE:.0%} of the GEMM-bound rate, "
                     f"peak RSS <= {PREDICT_RSS_LIMIT_GB:g} GB")
@@ -499,7 +539,7 @@ class Bench:
                 add(name, None if (pr is None or pr["status"] == "skipped") else False,
                     f"predict: {pr['status'] if pr else 'not run'}; gemm: {gm.get('status', 'not run')}")
 
-        if "archs4" in self.plan.names:
+        if "archs4" in names:
             ar = self.find("archs4")
             ng, ns = self.plan.archs4
             name = f"ARCHS4 linear ({ng:,} genes x {ns:,} samples, --normalize log2cpm) within {RSS_LIMIT_GB:g} GB"
@@ -517,12 +557,13 @@ class Bench:
             "benchmark": "bench/bench_scale.py (issue 13: field scale on one machine)",
             "mode": "quick" if self.plan.quick else "full",
             "argv": sys.argv[1:],
+            **({"argv_history": [*self.argv_history, sys.argv[1:]]} if self.args.merge else {}),
             "values": "synthetic: every file was generated by bench/_scale_data.py (see files.*.params)",
-            "sizes": self.plan.sizes,
+            "sizes": self.sizes,
             "timeout_s": self.args.timeout,
             "max_rss_gb_before_kill": self.args.max_rss_gb,
             "dgex": dgex(),
-            "files": self.files.summary(),
+            "files": {**self.earlier_files, **self.files.summary()},
             "commands": self.records,
             "in_process": self.inprocess,
             **self.payload,
@@ -668,6 +709,9 @@ def main() -> None:
     ap.add_argument("--max-rss-gb", type=float, default=None,
                     help="kill a command whose resident memory passes this (default 80%% of RAM)")
     ap.add_argument("--drop-caches", action="store_true", help="drop the page cache before each command (needs root)")
+    ap.add_argument("--merge", action="store_true",
+                    help="add to the results file instead of replacing it: a command measured again replaces its "
+                         "earlier record, the checks cover everything measured (run the benchmark in parts)")
     ap.add_argument("--out", help="results name under bench/results (default scale / scale_quick / scale_<only>)")
     args = ap.parse_args()
     cache = Path(args.cache) if args.cache else sd.cache_dir()
@@ -680,7 +724,8 @@ def main() -> None:
     plan = Plan(args)
     cache.mkdir(parents=True, exist_ok=True)
     (cache / MARKER).touch()
-    out_name = args.out or "_".join(["scale", *(["quick"] if plan.quick else []), *(plan.names if args.only else [])])
+    out_name = args.out or "_".join(["scale", *(["quick"] if plan.quick else []),
+                                     *(plan.names if args.only and not args.merge else [])])
 
     t0 = time.perf_counter()
     files = Files(plan, cache)
