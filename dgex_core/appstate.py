@@ -678,10 +678,13 @@ class PredictPreview:
     missing: list
     ood: pd.DataFrame | None
     preview: pd.DataFrame | None
+    n_clipped: pd.Series | None = None  # per sample: inferred values clipped to the training range
+    clip_range: tuple[float, float] | None = None
 
 
-def predict_preview(run: Run, matrix: ExpressionMatrix, n_preview: int = 20) -> PredictPreview:
-    """Coverage of the run's landmarks in ``matrix`` and, when complete, OOD scores and a preview."""
+def predict_preview(run: Run, matrix: ExpressionMatrix, n_preview: int = 20, clip: bool = True) -> PredictPreview:
+    """Coverage of the run's landmarks in ``matrix`` and, when complete, OOD scores, clipped
+    counts (``n_clipped``, with ``clip``: inferred values clipped to the training range) and a preview."""
     from .landmarks import LandmarkList, match_landmarks
     from .predict import _landmark_columns, predict_matrix_block
 
@@ -690,21 +693,24 @@ def predict_preview(run: Run, matrix: ExpressionMatrix, n_preview: int = 20) -> 
     if cov.missing:
         return PredictPreview(matrix.n_samples, cov.n_present, len(want), cov.missing, None, None)
     pos = _landmark_columns(run, matrix.gene_ids, matrix.gene_meta, matrix.provenance.path or "input")
-    out = predict_matrix_block(run, matrix, pos)
+    out = predict_matrix_block(run, matrix, pos, clip=run.target_range() if clip else None)
     cols = [c for c in ("ood_score", "ood_flag") if c in out.sample_meta]
     ood = out.sample_meta[cols] if cols else None
     k = min(n_preview, out.n_samples)
     prev = pd.DataFrame(out.values[:k, len(want):len(want) + 12], index=out.sample_ids[:k],
                         columns=out.gene_ids[len(want):len(want) + 12])
-    return PredictPreview(matrix.n_samples, cov.n_present, len(want), [], ood, prev)
+    clip_range = run.target_range() if clip else None
+    return PredictPreview(matrix.n_samples, cov.n_present, len(want), [], ood, prev,
+                          out.sample_meta["n_clipped"] if clip_range else None, clip_range)
 
 
 EXPORT_SUFFIX = {"csv": ".csv", "parquet": ".parquet", "gct": ".gct", "gctx": ".gctx"}
 
 
 def predictions_file(run: Run, matrix: ExpressionMatrix, folder: str | os.PathLike, fmt: str,
-                     block_size: int = 4096) -> Path:
-    """Write measured landmarks + inferred targets of ``matrix`` to ``folder`` in ``fmt``.
+                     block_size: int = 4096, clip: bool = True) -> Path:
+    """Write measured landmarks + inferred targets of ``matrix`` to ``folder`` in ``fmt``
+    (inferred values clipped to the training range with ``clip``, counted in ``n_clipped``).
 
     Returns the written file (``<run>_predictions.<fmt>``), complete.
     """
@@ -718,11 +724,12 @@ def predictions_file(run: Run, matrix: ExpressionMatrix, folder: str | os.PathLi
     path = folder / f"{run.name}_predictions{EXPORT_SUFFIX[fmt]}"
     pos = _landmark_columns(run, matrix.gene_ids, matrix.gene_meta, matrix.provenance.path or "input")
     genes = run.model.landmark_ids_.append(run.model.target_ids_)
-    writer = open_block_writer(path, genes, output_gene_meta(run), fmt)
+    clip_range = run.target_range() if clip else None
+    writer = open_block_writer(path, genes, output_gene_meta(run, clip_range), fmt)
     with writer:
         for s in range(0, matrix.n_samples, block_size):
             sl = slice(s, s + block_size)
             block = ExpressionMatrix(matrix.values[sl], matrix.sample_ids[sl], matrix.gene_ids,
                                      matrix.sample_meta.iloc[sl], matrix.gene_meta, matrix.provenance)
-            writer.append(predict_matrix_block(run, block, pos))
+            writer.append(predict_matrix_block(run, block, pos, clip=clip_range))
     return path

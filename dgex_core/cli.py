@@ -273,12 +273,17 @@ def _cmd_predict(args) -> int:
     try:
         s = predict_file(run, args.input, args.output, format=args.format, block_size=args.block_size,
                          compression=args.compression,
-                         missing=args.missing, progress=bar)
+                         missing=args.missing, progress=bar, clip=not args.no_clip)
     finally:
         bar.close()
     print(f"{s['samples']} samples: {s['landmarks']} measured + {s['targets']} inferred genes written to "
           f"{s['output']}; {s['ood_flagged']} samples flagged out of distribution"
           + (f"; missing landmarks imputed in {s['samples_imputed']} samples" if s["samples_imputed"] else "")
+          + (f"; {s['values_clipped']:,} inferred values in {s['samples_clipped']} samples clipped to the training "
+             f"range {s['clip_range'][0]:.3g}-{s['clip_range'][1]:.3g} (n_clipped per sample; --no-clip keeps them)"
+             if s.get("values_clipped") else "")
+          + ("; not clipped: the run does not record its training range (train it again to get one)"
+             if not args.no_clip and s.get("clip_range") is None else "")
           + (f"; gene roles and well_inferred flags in {s['gene_meta']}" if s.get("gene_meta") else ""))
     return 0
 
@@ -471,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--compression", choices=["none", "gzip", "lzf", "lz4", "zstd", "snappy"],
                     help="output codec: GCTX none (default, fastest), gzip (cmapPy's; ~10x slower, ~15%% smaller) "
                          "or lzf; Parquet lz4 (default), zstd, snappy, gzip or none")
+    pr.add_argument("--no-clip", action="store_true",
+                    help="keep inferred values outside the range of the training targets (default: clip them to it "
+                         "and count them per sample in n_clipped)")
     pr.add_argument("--missing", choices=["refuse", "impute"], default="refuse",
                     help="missing landmark values: refuse the input (default) or impute the training means; "
                          "the output's n_imputed column says where")

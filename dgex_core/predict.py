@@ -4,8 +4,12 @@ The output carries, for every sample, the measured landmarks and the inferred
 targets (like the LINCS level-3 "INF" files), per-gene metadata ``role``
 (``measured`` / ``inferred``) and ``well_inferred`` (from the run's validation), and
 per-sample ``ood_score`` / ``ood_flag`` (how far the profile lies from the training
-data) and ``n_imputed`` (landmark values that were missing and imputed with the
-training means, when the user chose to impute rather than refuse). Inputs are read in
+data), ``n_imputed`` (landmark values that were missing and imputed with the
+training means, when the user chose to impute rather than refuse) and ``n_clipped``
+(inferred values brought back into the range of the training targets: a model asked
+about profiles unlike its training data can extrapolate far outside any measured
+value, so dgex clips to the training range by default, as LINCS clips its inferred
+values to a fixed 0-15; the range is in the gene metadata, ``clip_low`` / ``clip_high``). Inputs are read in
 sample blocks when the format allows it (GCTX); other formats are read whole and then
 processed in blocks. Where the gene metadata go in each output format (a side file
 ``<name>.genes.csv`` for CSV / TSV) is in :mod:`dgex_core.export`.
@@ -83,10 +87,15 @@ def _landmark_columns(run: Run, gene_ids: pd.Index, gene_meta: pd.DataFrame | No
 
 
 def predict_matrix_block(
-    run: Run, block: ExpressionMatrix, lm_pos: np.ndarray, missing: str = "refuse", out: np.ndarray | None = None
+    run: Run, block: ExpressionMatrix, lm_pos: np.ndarray, missing: str = "refuse", out: np.ndarray | None = None,
+    clip: tuple[float, float] | None = None,
 ) -> ExpressionMatrix:
     """One output block, samples x (measured landmarks + inferred targets), float32, with
-    ``n_imputed`` and the OOD columns in sample_meta.
+    ``n_imputed``, ``n_clipped`` and the OOD columns in sample_meta.
+
+    ``clip=(low, high)`` clips the inferred values to that range (original units) and
+    counts per sample how many were clipped; ``None`` leaves them as the model gives
+    them (``n_clipped`` is then 0).
 
     ``missing="impute"`` replaces missing landmark values by the training means and
     records per sample how many were imputed (``n_imputed``); ``"refuse"`` (default)
@@ -131,6 +140,13 @@ def predict_matrix_block(
         pred[:] = model.predict(x, missing=missing)
     meta = block.sample_meta.copy()
     meta["n_imputed"] = nan.sum(axis=1)
+    n_clipped = np.zeros(pred.shape[0], dtype=np.int64)
+    if clip is not None:
+        low, high = np.float32(clip[0]), np.float32(clip[1])
+        n_clipped += np.count_nonzero(pred < low, axis=1)
+        n_clipped += np.count_nonzero(pred > high, axis=1)
+        np.clip(pred, low, high, out=pred)
+    meta["n_clipped"] = n_clipped
     if run.trust is not None:
         score = run.trust.score(z)
         meta["ood_score"] = score
@@ -163,13 +179,20 @@ def _linear_weights32(model) -> tuple[np.ndarray, np.ndarray] | None:
     return hit[1], hit[2]
 
 
-def output_gene_meta(run: Run) -> pd.DataFrame:
+def output_gene_meta(run: Run, clip: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Per output gene: ``role``, ``well_inferred`` and, when clipping, ``clip_low`` /
+    ``clip_high`` (the range the inferred values were clipped to; NaN for measured genes)."""
     lm, tg = run.model.landmark_ids_, run.model.target_ids_
     well = run.well_inferred()
-    return pd.DataFrame({
+    meta = pd.DataFrame({
         "role": ["measured"] * len(lm) + ["inferred"] * len(tg),
         "well_inferred": [True] * len(lm) + well.reindex(tg).fillna(False).astype(bool).tolist(),
     }, index=lm.append(tg))
+    if clip is not None:
+        measured = np.arange(len(meta)) < len(lm)
+        meta["clip_low"] = np.where(measured, np.nan, float(clip[0]))
+        meta["clip_high"] = np.where(measured, np.nan, float(clip[1]))
+    return meta
 
 
 def _blocks(path: Path, block_size: int, normalize: str | None = None
@@ -255,6 +278,7 @@ def predict_file(
     compression: str | None = None,
     progress: Callable[[int, int | None, dict], None] | None = None,
     background: bool = True,
+    clip: bool = True,
 ) -> dict:
     """Predict every target for every sample of ``input_path`` and write ``output_path``.
 
@@ -287,12 +311,16 @@ def predict_file(
     background
         Write each block on a thread of its own while the next one is computed
         (default); ``False`` writes in the caller's thread (same file).
+    clip
+        Clip inferred values to the range of the run's training targets
+        (:meth:`~dgex_core.store.Run.target_range`; default). Runs saved before dgex
+        recorded the range are not clipped (``clip_range`` is then ``None``).
 
     Returns
     -------
     dict
         ``samples``, ``landmarks``, ``targets``, ``ood_flagged``, ``samples_imputed``,
-        ``output``, ``gene_meta`` (the side file of a CSV / TSV, else ``None``),
+        ``values_clipped``, ``samples_clipped``, ``clip_range``, ``output``, ``gene_meta`` (the side file of a CSV / TSV, else ``None``),
         ``block_size`` and ``compression``.
 
     Raises
@@ -308,6 +336,8 @@ def predict_file(
     genes = run.model.landmark_ids_.append(run.model.target_ids_)
     block_size = int(block_size) if block_size else default_block_size(len(genes))
     n_done, n_flagged, n_imputed, lm_pos, writer = 0, 0, 0, None, None
+    clip_range = run.target_range() if clip else None
+    n_clipped_values = n_clipped_samples = 0
     total = None
     # output buffers come back once written and are reused: no fresh pages to fault in per block
     spare: collections.deque = collections.deque()
@@ -318,7 +348,8 @@ def predict_file(
         for block, gene_ids, gene_meta in reader:
             if lm_pos is None:
                 lm_pos = _landmark_columns(run, gene_ids, gene_meta, str(input_path))
-                writer = open_block_writer(output_path, genes, output_gene_meta(run), fmt, compression=codec,
+                writer = open_block_writer(output_path, genes, output_gene_meta(run, clip_range), fmt,
+                                           compression=codec,
                                            background=background,
                                            on_written=(lambda b: written.release()) if background else None)
                 recycle = not writer.retains_blocks
@@ -327,12 +358,14 @@ def predict_file(
             buf = spare.pop() if spare else None
             if buf is None or buf.shape[0] < block.n_samples:
                 buf = np.empty((max(block.n_samples, block_size), len(genes)), np.float32) if recycle else None
-            out = predict_matrix_block(run, block, lm_pos, missing, out=buf)
+            out = predict_matrix_block(run, block, lm_pos, missing, out=buf, clip=clip_range)
             writer.append(out)
             if recycle:
                 (in_flight if background else spare).append(buf)
             n_done += block.n_samples
             n_imputed += int((out.sample_meta["n_imputed"] > 0).sum())
+            n_clipped_values += int(out.sample_meta["n_clipped"].sum())
+            n_clipped_samples += int((out.sample_meta["n_clipped"] > 0).sum())
             if "ood_flag" in out.sample_meta:
                 n_flagged += int(out.sample_meta["ood_flag"].sum())
             if progress:
@@ -347,6 +380,7 @@ def predict_file(
     finally:
         reader.close()
     return {"samples": n_done, "landmarks": len(run.model.landmark_ids_), "targets": len(run.model.target_ids_),
-            "ood_flagged": n_flagged, "samples_imputed": n_imputed, "output": str(output_path),
+            "ood_flagged": n_flagged, "samples_imputed": n_imputed, "values_clipped": n_clipped_values,
+            "samples_clipped": n_clipped_samples, "clip_range": clip_range, "output": str(output_path),
             "gene_meta": str(gene_meta_path(output_path, fmt)) if fmt in ("csv", "tsv") else None,
             "block_size": block_size, "compression": codec}

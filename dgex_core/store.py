@@ -90,6 +90,12 @@ class Run:
     def family(self) -> str:
         return self.model.family
 
+    def target_range(self) -> tuple[float, float] | None:
+        """(lowest, highest) target value seen in training (original units), or ``None``
+        for a run saved before dgex recorded it. Predictions are clipped to it by default."""
+        r = self.config.get("target_range")
+        return None if not r else (float(r["low"]), float(r["high"]))
+
     def well_inferred(self) -> pd.Series:
         """Per target: True when the model infers it well (validation Pearson r above the threshold)."""
         if self.per_gene is None or "well_inferred" not in self.per_gene:

@@ -138,11 +138,19 @@ def train_run(
 
     # the training distribution over all genes, for quantile-normalizing external data later;
     # the mean of sorted profiles settles within a few thousand samples, so at most 2,000 are used
+    # the same samples give the training targets' range, to which predictions are clipped by default
     reference = QuantileNormalizer()
     rows = np.unique(np.linspace(0, split.train.n_samples - 1, min(split.train.n_samples, 2000)).astype(int))
+    low, high = np.inf, -np.inf
     for s in range(0, len(rows), 1000):
         r = rows[s:s + 1000]
-        reference.partial_fit(np.hstack(split.train.read_block(r)))
+        xb, yb = split.train.read_block(r)
+        reference.partial_fit(np.hstack([xb, yb]))
+        with np.errstate(invalid="ignore"):
+            low, high = min(low, float(np.nanmin(yb, initial=np.inf))), max(high, float(np.nanmax(yb, initial=-np.inf)))
+    target_range = ({"low": low, "high": high, "n_samples": len(rows),
+                     "from": "training targets (every training sample, or 2,000 evenly spaced ones)"}
+                    if np.isfinite(low) and np.isfinite(high) else None)
 
     import torch
 
@@ -167,6 +175,7 @@ def train_run(
         "n_landmarks": len(model.landmark_ids_),
         "n_targets": len(model.target_ids_),
         "well_inferred_r": well_inferred_r,
+        "target_range": target_range,
         "versions": {"dgex": __version__, "numpy": np.__version__, "pandas": pd.__version__,
                      "torch": torch.__version__, "python": platform.python_version()},
     }

@@ -36,9 +36,12 @@ else:
 if path is None:
     st.stop()
 
+clip = st.checkbox("Clip inferred values to the training range", value=True, key="pred_clip",
+                   help="A model shown profiles unlike its training data can infer values far outside anything "
+                        "measured; LINCS clips its inferred values too. Each sample's n_clipped column counts them.")
 try:
     matrix = matrix_at(path)
-    preview = appstate.predict_preview(run, matrix)
+    preview = appstate.predict_preview(run, matrix, clip=clip)
 except DgexError as e:
     st.error(appstate.plain_message(e, path))
     st.stop()
@@ -61,6 +64,14 @@ if preview.ood is not None:
     fig.add_vline(x=1.0, line_dash="dash", line_color="grey")
     fig.update_layout(height=300, margin=dict(t=10))
     st.plotly_chart(fig, key="pred_ood")
+if preview.clip_range is not None:
+    n_vals, n_samp = int(preview.n_clipped.sum()), int((preview.n_clipped > 0).sum())
+    lo, hi = preview.clip_range
+    st.caption(f"Inferred values clipped to the training range {lo:.2f} to {hi:.2f}: {n_vals:,} values in "
+               f"{n_samp} of {preview.n_samples} samples (counted per sample in the file's n_clipped column).")
+elif clip:
+    st.caption("This run does not record its training range (it was trained by an older dgex): values are "
+               "not clipped. Train it again to get one.")
 st.subheader("Preview (first samples, first inferred genes)")
 st.dataframe(preview.preview)
 
@@ -68,11 +79,11 @@ fmt = st.selectbox("Format", ["csv", "parquet", "gct", "gctx"], key="pred_format
 if st.button("Build the predictions file", type="primary", key="pred_build"):
     try:
         with st.spinner("Predicting..."):
-            out = appstate.predictions_file(run, matrix, session_dir() / "downloads", fmt)
-        ss["pred_file"] = {"name": out.name, "data": out.read_bytes(), "key": (name, str(path), fmt)}
+            out = appstate.predictions_file(run, matrix, session_dir() / "downloads", fmt, clip=clip)
+        ss["pred_file"] = {"name": out.name, "data": out.read_bytes(), "key": (name, str(path), fmt, clip)}
     except DgexError as e:
         st.error(appstate.plain_message(e, path))
 built = ss.get("pred_file")
-if built is not None and built["key"] == (name, str(path), fmt):
+if built is not None and built["key"] == (name, str(path), fmt, clip):
     st.download_button(f"Download {built['name']} ({len(built['data']) / 1e6:.1f} MB)", data=built["data"],
                        file_name=built["name"], key="pred_download")

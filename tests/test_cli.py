@@ -166,6 +166,23 @@ def test_lincs_workflow_on_real_files(tmp_path, env, real_dir):
     assert np.isfinite(m.values).all()
     plate_m = read(plate)
     np.testing.assert_array_equal(m.subset(genes=plate_m.gene_ids[:5]).values, plate_m.values[:, :5])
+    # inferred values stay within the range measured in training, the clipped ones counted per sample
+    from dgex_core.store import load_run
+
+    lo, hi = load_run(Path(env["DGEX_RUNS_DIR"]) / "gpl96").target_range()
+    arrays_m = read(arrays)
+    assert lo == pytest.approx(float(np.nanmin(arrays_m.values[:, 978:])), abs=3) and lo >= np.nanmin(arrays_m.values)
+    inferred = m.values[:, (m.gene_meta["role"] == "inferred").to_numpy()]
+    assert inferred.min() >= np.float32(lo) and inferred.max() <= np.float32(hi)
+    assert (m.gene_meta.loc[m.gene_meta["role"] == "inferred", "clip_high"] == hi).all()
+    assert m.sample_meta["n_clipped"].sum() > 0 and "clipped to the training range" in out.stdout
+    raw = tmp_path / "raw.gctx"
+    out = dgex("predict", "gpl96", plate, "-o", raw, "--no-clip", env_extra=env)
+    r = read(raw)
+    assert (r.sample_meta["n_clipped"] == 0).all()
+    raw_inferred = r.values[:, (r.gene_meta["role"] == "inferred").to_numpy()]
+    outside = (raw_inferred < np.float32(lo)) | (raw_inferred > np.float32(hi))
+    np.testing.assert_array_equal(outside.sum(axis=1), m.sample_meta["n_clipped"].to_numpy())
 
 
 def test_explain_a_target_with_groups(tmp_path, env):

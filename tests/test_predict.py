@@ -220,7 +220,7 @@ def test_csv_predictions_carry_role_and_well_inferred_in_the_side_file(tmp_path,
     assert s["gene_meta"] == str(tmp_path / "out.genes.csv")
     table = pd.read_csv(tmp_path / "out.csv", index_col="sample")
     genes = pd.read_csv(s["gene_meta"], index_col="gene")
-    gene_cols = [c for c in table.columns if c not in ("n_imputed", "ood_score", "ood_flag")]
+    gene_cols = [c for c in table.columns if c not in ("n_imputed", "n_clipped", "ood_score", "ood_flag")]
     assert genes.index.tolist() == gene_cols == ds.landmark_ids.tolist() + ds.target_ids.tolist()
     assert (genes.loc[ds.landmark_ids, "role"] == "measured").all()
     assert (genes.loc[ds.target_ids, "role"] == "inferred").all()
@@ -299,3 +299,41 @@ def test_the_reader_thread_stops_and_closes_its_input_when_the_caller_stops():
             break
     reader.close()
     assert got == [0, 1, 2, 3] and closed == [True]
+
+
+def test_inferred_values_are_clipped_to_the_training_range_and_counted(tmp_path, linear_run):
+    ds, run = linear_run
+    lo, hi = run.target_range()
+    assert lo == pytest.approx(ds.targets.min()) and hi == pytest.approx(ds.targets.max())  # 240 training rows < 2,000
+    x = (ds.landmarks[:20] * 4).astype(np.float32)  # far outside the training landmarks: extrapolates
+    from dgex_core.io import write
+
+    plate = write(ExpressionMatrix(x, [f"P{i}" for i in range(20)], ds.landmark_ids), tmp_path / "far.gctx")
+    s = predict_file(run, plate, tmp_path / "clip.gctx", block_size=6)
+    raw = predict_file(run, plate, tmp_path / "raw.gctx", clip=False)
+    assert raw["values_clipped"] == 0 and raw["clip_range"] is None
+    m, r = read(tmp_path / "clip.gctx"), read(tmp_path / "raw.gctx")
+    want = run.model.predict(x)
+    np.testing.assert_allclose(r.values[:, ds.n_landmarks:], want, rtol=1e-5, atol=1e-4)
+    outside = (want < lo) | (want > hi)
+    assert outside.any() and s["values_clipped"] == int(outside.sum())
+    assert s["samples_clipped"] == int(outside.any(axis=1).sum()) and s["clip_range"] == (lo, hi)
+    np.testing.assert_array_equal(m.sample_meta["n_clipped"].to_numpy(), outside.sum(axis=1))
+    got = m.values[:, ds.n_landmarks:]
+    np.testing.assert_allclose(got, np.clip(r.values[:, ds.n_landmarks:], lo, hi), rtol=1e-6)  # other blocks: BLAS rounding
+    assert got.min() == np.float32(lo) and got.max() == np.float32(hi)
+    np.testing.assert_array_equal(m.values[:, :ds.n_landmarks], x)  # measured values never clipped
+    assert m.gene_meta["clip_low"].isna().sum() == ds.n_landmarks
+    assert (m.gene_meta.loc[ds.target_ids, "clip_low"] == lo).all()
+    assert "clip_low" not in r.gene_meta
+
+
+def test_a_run_without_a_recorded_range_is_not_clipped(tmp_path, linear_run):
+    ds, run = linear_run
+    import copy
+
+    old = copy.copy(run)
+    old.config = {k: v for k, v in run.config.items() if k != "target_range"}
+    assert old.target_range() is None
+    s = predict_file(old, _plate(tmp_path, ds, n=5), tmp_path / "o.gctx")
+    assert s["clip_range"] is None and s["values_clipped"] == 0
