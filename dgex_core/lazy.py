@@ -111,7 +111,10 @@ class _Backend:
         order = np.argsort(rows, kind="stable")
         srt = rows[order]
         span = max(1, BLOCK_BYTES // max(1, self.shape[1] * self.dtype.itemsize))
-        for start, stop, idx in _runs(srt, self.gap, span):
+        # a storage chunk of one sample (ARCHS4's layout) makes a lone sample cheap to read
+        # alone: only neighbours join a slice, which would otherwise decompress every sample between
+        gap = self.gap if not self.chunk_rows else min(self.gap, max(1, int(self.chunk_rows)))
+        for start, stop, idx in _runs(srt, gap, span):
             block = self._slice(start, stop, cols)
             out[order[idx]] = block[srt[idx] - start]
         return out

@@ -271,6 +271,26 @@ def test_archs4_by_sample_blocks_with_log2cpm(tmp_path):
                                rtol=1e-6)
 
 
+def test_scattered_samples_of_one_sample_chunks_are_read_alone(tmp_path):
+    # ARCHS4's layout (genes x samples), one sample per chunk: a scattered sample costs
+    # one chunk, so no slice reads the samples between two asked ones
+    counts = np.arange(40 * 300, dtype=np.float32).reshape(40, 300)
+    path = tmp_path / "one_per_chunk.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("m", data=counts, chunks=(40, 1))
+    backend = lazy._H5(path, "m", genes_first=True)
+    spans = []
+    real = backend._slice
+    backend._slice = lambda a, b, c: spans.append((a, b)) or real(a, b, c)
+    rows = np.array([250, 10, 40, 41, 42, 100])
+    np.testing.assert_array_equal(backend.read(rows, None), counts.T[rows])
+    assert sorted(spans) == [(10, 11), (40, 43), (100, 101), (250, 251)]
+    backend.chunk_rows = None  # unchunked: neighbours within the gap share a slice
+    spans.clear()
+    backend.read(rows, None)
+    assert sorted(spans) == [(10, 101), (250, 251)]
+
+
 def test_cli_train_and_evaluate_stream_a_gctx(gctx, tmp_path, capsys):
     from dgex_core.cli import main
 
