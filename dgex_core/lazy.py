@@ -413,8 +413,20 @@ class LazyMatrix:
         cols = None if cols is None else np.asarray(cols, dtype=np.int64)
         if self.row_transform is None:
             return self.backend.read(rows, cols)
-        full = self.row_transform(self.backend.read(rows, None))
-        return full if cols is None else full[:, cols]
+        # the transform needs whole rows (all genes): read, transform and select them by blocks,
+        # so a few genes of many samples never hold many samples x all genes at once
+        step = block_rows(max(self.n_genes, 1), itemsize=8)  # transforms work in float64
+        if rows.size <= step:
+            full = self.row_transform(self.backend.read(rows, None))
+            return full if cols is None else full[:, cols]
+        out = None
+        for s in range(0, rows.size, step):
+            part = self.row_transform(self.backend.read(rows[s:s + step], None))
+            part = part if cols is None else part[:, cols]
+            if out is None:
+                out = np.empty((rows.size, part.shape[1]), dtype=part.dtype)
+            out[s:s + part.shape[0]] = part
+        return out
 
     def iter_blocks(self, block_size: int | None = None, cols: np.ndarray | None = None
                     ) -> Iterator[tuple[slice, np.ndarray]]:

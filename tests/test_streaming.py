@@ -269,6 +269,18 @@ def test_archs4_by_sample_blocks_with_log2cpm(tmp_path):
     np.testing.assert_allclose(cpm.read(np.array([3, 1]), np.array([0])),
                                np.log2(counts[[3, 1]][:, [0]] / counts[[3, 1]].sum(1, keepdims=True) * 1e6 + 1),
                                rtol=1e-6)
+    # many rows, few genes: transformed by blocks of whole rows, the same values
+    seen = []
+    blocked = lz.with_row_transform(lambda x: seen.append(x.shape[0]) or log2_cpm(x), "log2(CPM+1)")
+    real = lazy.block_rows
+    lazy.block_rows = lambda *a, **k: 2
+    try:
+        rows = np.array([5, 0, 4, 2, 3])
+        got = blocked.read(rows, np.array([1, 0]))
+    finally:
+        lazy.block_rows = real
+    np.testing.assert_allclose(got, log2_cpm(counts[rows])[:, [1, 0]], rtol=1e-6)
+    assert seen == [2, 2, 1]
 
 
 def test_scattered_samples_of_one_sample_chunks_are_read_alone(tmp_path):
