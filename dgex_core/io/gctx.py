@@ -777,13 +777,7 @@ class GCTXWriter:
         if self._ds.maxshape[0] is None:
             self._ds.resize((stop, self._ds.shape[1]))
         if block.n_samples:
-            values = np.asarray(block.values, dtype=self.dtype)
-            # one chunk band per call: h5py holds the GIL for a whole write (blocked, too, while the
-            # kernel throttles dirty pages), so a writer thread then starves a computing one;
-            # between bands the GIL changes hands
-            band = self._ds.chunks[0] if self._ds.chunks else values.shape[0]
-            for s0 in range(0, values.shape[0], band):
-                self._ds[start + s0:start + min(s0 + band, values.shape[0])] = values[s0:s0 + band]
+            self._ds[start:stop] = np.asarray(block.values, dtype=self.dtype)
         self._seen.update(ids)
         self._sample_ids.append(ids)
         self._sample_meta.append(block.sample_meta)
