@@ -693,13 +693,13 @@ def predict_preview(run: Run, matrix: ExpressionMatrix, n_preview: int = 20, cli
     if cov.missing:
         return PredictPreview(matrix.n_samples, cov.n_present, len(want), cov.missing, None, None)
     pos = _landmark_columns(run, matrix.gene_ids, matrix.gene_meta, matrix.provenance.path or "input")
-    out = predict_matrix_block(run, matrix, pos, clip=run.target_range() if clip else None)
+    clip_range = run.target_range() if clip else None
+    out = predict_matrix_block(run, matrix, pos, clip=clip_range)
     cols = [c for c in ("ood_score", "ood_flag") if c in out.sample_meta]
     ood = out.sample_meta[cols] if cols else None
     k = min(n_preview, out.n_samples)
     prev = pd.DataFrame(out.values[:k, len(want):len(want) + 12], index=out.sample_ids[:k],
                         columns=out.gene_ids[len(want):len(want) + 12])
-    clip_range = run.target_range() if clip else None
     return PredictPreview(matrix.n_samples, cov.n_present, len(want), [], ood, prev,
                           out.sample_meta["n_clipped"] if clip_range else None, clip_range)
 

@@ -416,7 +416,7 @@ class LazyMatrix:
         # the transform needs whole rows (all genes): read, transform and select them by blocks,
         # so a few genes of many samples never hold many samples x all genes at once
         step = block_rows(max(self.n_genes, 1), itemsize=8)  # transforms work in float64
-        if rows.size <= step:
+        if rows.size <= step:  # one block: no copy into a result
             full = self.row_transform(self.backend.read(rows, None))
             return full if cols is None else full[:, cols]
         out = None

@@ -205,8 +205,7 @@ class KNNModel(Model):
             fd, tmp = tempfile.mkstemp(prefix=f"knn-{name}-", suffix=".npy", dir=_scratch_dir())
             os.close(fd)
             store = NpyRows.create(tmp, (source.n_samples, width), np.float32)
-            store.scratch = True
-            # removed when the model goes, or at exit, unless the model is saved first
+            # a scratch file: removed when the model goes, or at exit, unless the model is saved first
             store.cleanup = weakref.finalize(self, _remove_file, tmp)
             stores.append(store)
         X, Y = stores
@@ -300,10 +299,11 @@ class KNNModel(Model):
 def _store_into(store: NpyRows, dest: Path) -> None:
     """Put an on-disk training array into a run folder: move the model's own scratch
     file there, or copy another (through the open descriptor: its folder may have moved)."""
-    if getattr(store, "scratch", False):
+    cleanup = getattr(store, "cleanup", None)
+    if cleanup is not None and cleanup.alive:  # the model's own scratch file: move it into the run
         os.replace(store.path, dest)
-        store.path, store.scratch = dest, False
-        store.cleanup.detach()
+        store.path = dest
+        cleanup.detach()
         return
     with open(dest, "wb") as out:
         size, off = os.fstat(store._fd).st_size, 0
