@@ -75,7 +75,7 @@ from .errors import DatasetError
 from .io.gctx import GCTXWriter
 from .matrix import ExpressionMatrix
 
-__all__ = ["COMPRESSIONS", "EXPORT_FORMATS", "BackgroundWriter", "ParallelGzipGCTXWriter", "gene_meta_path",
+__all__ = ["COMPRESSIONS", "EXPORT_FORMATS", "BackgroundWriter", "ParallelGzipGCTXWriter", "RawChunkGCTXWriter", "gene_meta_path",
            "open_block_writer", "read_gene_meta_from_parquet", "resolve_compression"]
 
 EXPORT_FORMATS = ("gctx", "gct", "parquet", "csv", "tsv")
@@ -124,6 +124,8 @@ class _GCTX(_Base):
     def __init__(self, path: Path, gene_ids, gene_meta, compression: str) -> None:
         if compression == "gzip":
             self._w = ParallelGzipGCTXWriter(path, gene_ids, gene_meta)
+        elif compression == "none" and hasattr(os, "pwrite"):
+            self._w = RawChunkGCTXWriter(path, gene_ids, gene_meta)
         else:
             self._w = GCTXWriter(path, gene_ids, gene_meta, compression="lzf" if compression == "lzf" else None,
                                  compression_opts=None)
@@ -138,7 +140,44 @@ class _GCTX(_Base):
         self._w.discard()
 
 
-class ParallelGzipGCTXWriter(GCTXWriter):
+class _ChunkStoringGCTXWriter(GCTXWriter):
+    """A :class:`~dgex_core.io.gctx.GCTXWriter` in the Broad layout that stores the
+    matrix's chunks itself (:meth:`_store`) instead of through ``Dataset.__setitem__``.
+    It keeps the sample bookkeeping of the base class: ids checked once, the dataset
+    grown by each block."""
+
+    def append(self, block: ExpressionMatrix) -> None:
+        self._check_open()
+        block = self._aligned(block)
+        ids = block.sample_ids
+        again = [s for s in ids if s in self._seen]
+        if again:
+            raise DatasetError(f"{self.path.name}: sample ids already written: {again[:5]}")
+        start, stop = self.n_samples, self.n_samples + block.n_samples
+        self._ds.resize((stop, self._ds.shape[1]))
+        if block.n_samples:
+            self._store(start, np.asarray(block.values, dtype=self.dtype))
+        self._seen.update(ids)
+        self._sample_ids.append(ids)
+        self._sample_meta.append(block.sample_meta)
+        self.n_samples = stop
+
+    def _store(self, start: int, values: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _padded(self, piece: np.ndarray, rows: int, cols: int, scratch: np.ndarray | None = None) -> np.ndarray:
+        """``piece`` as a C-contiguous ``rows x cols`` chunk, zero-padded at the edges
+        (HDF5 stores edge chunks at full size)."""
+        if piece.shape == (rows, cols) and piece.flags.c_contiguous:
+            return piece
+        full = np.zeros((rows, cols), self.dtype) if scratch is None else scratch[:rows]
+        full[:piece.shape[0], :piece.shape[1]] = piece
+        if piece.shape[1] < cols:
+            full[:piece.shape[0], piece.shape[1]:] = 0
+        return full
+
+
+class ParallelGzipGCTXWriter(_ChunkStoringGCTXWriter):
     """A :class:`~dgex_core.io.gctx.GCTXWriter` in the Broad layout with deflate level 6
     whose chunks are compressed on every core, then stored with HDF5's direct chunk
     write: the file is the one HDF5's own (single-threaded) filter would write.
@@ -153,24 +192,12 @@ class ParallelGzipGCTXWriter(GCTXWriter):
         self._carry: np.ndarray | None = None  # the samples of a chunk row not written yet
         self._pool = ThreadPoolExecutor(threads or _threads(), thread_name_prefix="dgex-gzip")
 
-    def append(self, block: ExpressionMatrix) -> None:
-        self._check_open()
-        block = self._aligned(block)
-        ids = block.sample_ids
-        again = [s for s in ids if s in self._seen]
-        if again:
-            raise DatasetError(f"{self.path.name}: sample ids already written: {again[:5]}")
-        stop = self.n_samples + block.n_samples
-        self._ds.resize((stop, self._ds.shape[1]))
-        values = np.asarray(block.values, dtype=self.dtype)
+    def _store(self, start: int, values: np.ndarray) -> None:
+        stop = start + len(values)
         pending = values if self._carry is None else np.concatenate([self._carry, values])
         whole = (len(pending) // self._ds.chunks[0]) * self._ds.chunks[0]
         self._write_chunks(stop - len(pending), pending[:whole])  # stop - len(pending) is on a chunk boundary
         self._carry = pending[whole:].copy() if whole < len(pending) else None
-        self._seen.update(ids)
-        self._sample_ids.append(ids)
-        self._sample_meta.append(block.sample_meta)
-        self.n_samples = stop
 
     def _write_chunks(self, first: int, values: np.ndarray) -> None:
         if not len(values):
@@ -180,12 +207,8 @@ class ParallelGzipGCTXWriter(GCTXWriter):
 
         def deflate(rc: tuple[int, int]) -> bytes:
             r, c = rc
-            piece = values[r:r + rows, c:c + cols]
-            if piece.shape != (rows, cols):  # an edge chunk is stored at full size, padded
-                full = np.zeros((rows, cols), self.dtype)
-                full[:piece.shape[0], :piece.shape[1]] = piece
-                piece = full
-            return zlib.compress(np.ascontiguousarray(piece).data, GZIP_LEVEL)  # zlib releases the GIL
+            chunk = self._padded(values[r:r + rows, c:c + cols], rows, cols)
+            return zlib.compress(chunk.data, GZIP_LEVEL)  # zlib releases the GIL
 
         for (r, c), data in zip(tasks, self._pool.map(deflate, tasks), strict=True):
             self._ds.id.write_direct_chunk((first + r, c), data)
@@ -205,6 +228,97 @@ class ParallelGzipGCTXWriter(GCTXWriter):
         self._pool.shutdown(wait=True)
         self._carry = None
         super().discard()
+
+
+class RawChunkGCTXWriter(_ChunkStoringGCTXWriter):
+    """An uncompressed :class:`~dgex_core.io.gctx.GCTXWriter` in the Broad layout
+    (chunked, as cmapPy writes it) whose values go to disk with ``os.pwrite``.
+
+    Why: h5py keeps Python's global interpreter lock while HDF5 writes, and once the
+    page cache is full a write waits for the disk. A writer thread in h5py then stops
+    the thread computing the next block, and computing and writing run one after the
+    other (measured: 2,185 predicted profiles/s of 22,268 genes against 4,402 for the
+    GEMM alone). ``os.pwrite`` releases the lock while it waits.
+
+    How: the matrix is created with its chunks allocated when the dataset is created or
+    grown (``H5D_ALLOC_TIME_EARLY``) and never filled by HDF5 (``H5D_FILL_TIME_NEVER``);
+    each block's rows are written, chunk by chunk, at the file offset HDF5 gives for
+    that chunk (``H5Dget_chunk_info_by_coord``). A chunk is stored row-major, so a
+    block's rows of a chunk are one contiguous run of bytes: a chunk row split between
+    two blocks needs no carrying over. The file is the one ``Dataset.__setitem__``
+    would write (the test suite reads both back with h5py and compares bytes).
+    """
+
+    def __init__(self, path, gene_ids, gene_meta=None, *, chunks: tuple[int, int] | None = None) -> None:
+        self._fd: int | None = None
+        super().__init__(path, gene_ids, gene_meta, compression=None, compression_opts=None, chunks=chunks)
+        self._scratch: np.ndarray | None = None
+
+    def _create_matrix(self, chunks):
+        import h5py
+
+        from .io.gctx import MATRIX, broad_chunks
+
+        n_g = len(self.gene_ids)
+        if n_g == 0:
+            raise DatasetError(f"{self.path.name}: no genes to write; a GCTX needs at least one gene")
+        chunks = broad_chunks(None, n_g, self.dtype.itemsize) if chunks is None else chunks
+        chunks = (max(1, chunks[0]), max(1, min(chunks[1], n_g)))
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+        ds = self._h5.create_dataset(MATRIX, shape=(0, n_g), maxshape=(None, n_g), dtype=self.dtype, chunks=chunks,
+                                     dcpl=dcpl)
+        self._fd = os.open(self._h5.filename, os.O_WRONLY)
+        return ds
+
+    def _store(self, start: int, values: np.ndarray) -> None:
+        rows, cols = self._ds.chunks
+        if self._scratch is None:
+            self._scratch = np.empty((rows, cols), self.dtype)
+        itemsize = self.dtype.itemsize
+        stop = start + len(values)
+        offsets = self._chunk_offsets(start - start % rows)
+        for band in range(start - start % rows, stop, rows):
+            r0, r1 = max(start, band), min(stop, band + rows)  # the block's rows of this chunk row
+            for c in range(0, values.shape[1], cols):
+                data = self._padded(values[r0 - start:r1 - start, c:c + cols], r1 - r0, cols, self._scratch)
+                _pwrite_all(self._fd, data, offsets[band, c] + (r0 - band) * cols * itemsize)
+
+    def _chunk_offsets(self, first_row: int) -> dict[tuple[int, int], int]:
+        """File offsets of the allocated chunks from sample ``first_row`` on, by chunk
+        corner ``(sample, gene)``. One pass over HDF5's chunk index (``H5Dchunk_iter``):
+        a lookup by coordinate (``H5Dget_chunk_info_by_coord``) walks the index each
+        time, which made the lookups of 200,000 samples cost ~20 s."""
+        found: dict[tuple[int, int], int] = {}
+
+        def keep(info) -> None:
+            if info.chunk_offset[0] >= first_row:
+                found[tuple(info.chunk_offset)] = info.byte_offset
+
+        self._ds.id.chunk_iter(keep)
+        return found
+
+    def _finish(self) -> None:
+        self._close_fd()
+        super()._finish()
+
+    def _abort(self, exc_type, exc, tb) -> None:
+        self._close_fd()
+        super()._abort(exc_type, exc, tb)
+
+    def _close_fd(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+def _pwrite_all(fd: int, data: np.ndarray, offset: int) -> None:
+    """Write all of ``data``'s bytes at ``offset`` (``os.pwrite`` may write fewer)."""
+    view = memoryview(data).cast("B")
+    while len(view):
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
 
 
 # --------------------------------------------------------------------------- GCT (whole)

@@ -71,8 +71,10 @@ class DistributionCheck:
         Xc = np.asarray(Xz, np.float64) - self.mean_
         proj = Xc @ self.components_
         t2 = ((proj * proj) / self.explained_variance_).sum(axis=1)
-        resid = Xc - proj @ self.components_.T
-        return t2, (resid * resid).sum(axis=1)
+        # squared residual off the (orthonormal) components: |x|^2 - |projection|^2, without
+        # forming the residual (a samples x landmarks product and temporary per block)
+        q = np.einsum("ij,ij->i", Xc, Xc) - np.einsum("ij,ij->i", proj, proj)
+        return t2, np.maximum(q, 0.0)
 
     def score(self, Xz: np.ndarray) -> np.ndarray:
         """(n_samples,) score; above 1 = outside the validation samples' 99% range."""

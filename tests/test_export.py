@@ -13,6 +13,7 @@ from dgex_core.export import (
     COMPRESSIONS,
     BackgroundWriter,
     ParallelGzipGCTXWriter,
+    RawChunkGCTXWriter,
     gene_meta_path,
     open_block_writer,
     read_gene_meta_from_parquet,
@@ -156,6 +157,36 @@ def test_parallel_gzip_writes_the_file_hdf5s_own_filter_writes(tmp_path):
         assert (ds.chunks, ds.compression, ds.compression_opts) == ((4, 3), "gzip", 6)
         assert ds.id.get_num_chunks() == 6 * 3  # 24 samples / 4, 7 genes / 3 (padded)
         assert ds[5:7, 6].tolist() == ref.values[5:7, 6].tolist()  # a gene subset through the filter
+
+
+def test_raw_chunk_writer_writes_the_file_h5py_writes(tmp_path):
+    """Values stored with os.pwrite at HDF5's chunk offsets read back as h5py's own
+    writes: blocks ending inside a chunk row, a block of one sample, an empty block,
+    edge chunks along genes; the same chunk layout, no compression."""
+    blocks = _blocks(sizes=(5, 3, 9, 1, 0, 6))
+    for cls in (RawChunkGCTXWriter, GCTXWriter):
+        kw = {} if cls is RawChunkGCTXWriter else {"compression": None}
+        with cls(tmp_path / f"{cls.__name__}.gctx", GENES, GENE_META, chunks=(4, 3), **kw) as w:
+            for b in blocks:
+                w.append(b)
+    ours, ref = read(tmp_path / "RawChunkGCTXWriter.gctx"), read(tmp_path / "GCTXWriter.gctx")
+    np.testing.assert_array_equal(ours.values, np.vstack([b.values for b in blocks]))
+    np.testing.assert_array_equal(ours.values, ref.values)
+    assert ours.sample_ids.equals(ref.sample_ids)
+    assert ours.sample_meta.equals(ref.sample_meta)
+    with h5py.File(tmp_path / "RawChunkGCTXWriter.gctx") as f:
+        ds = f[MATRIX]
+        assert (ds.chunks, ds.compression, ds.shape) == ((4, 3), None, (24, 7))
+        assert ds[5:7, 6].tolist() == ref.values[5:7, 6].tolist()  # a gene of an edge chunk, through HDF5
+        assert ds.id.get_num_chunks() == 6 * 3
+
+
+def test_raw_chunk_writer_is_the_default_gctx_writer_and_leaves_nothing_when_discarded(tmp_path):
+    w = open_block_writer(tmp_path / "out.gctx", GENES, GENE_META)
+    assert isinstance(w._w, RawChunkGCTXWriter)
+    w.append(_blocks(sizes=(3,))[0])
+    w.discard()
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("compression", COMPRESSIONS["parquet"])
