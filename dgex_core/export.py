@@ -57,6 +57,7 @@ genes of predicted values, see ``bench/bench_predict.py``):
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import json
@@ -253,6 +254,7 @@ class RawChunkGCTXWriter(_ChunkStoringGCTXWriter):
         self._fd: int | None = None
         super().__init__(path, gene_ids, gene_meta, compression=None, compression_opts=None, chunks=chunks)
         self._scratch: np.ndarray | None = None
+        self._ranges: collections.deque[tuple[int, int]] = collections.deque()  # file bytes of recent blocks
 
     def _create_matrix(self, chunks):
         import h5py
@@ -279,11 +281,36 @@ class RawChunkGCTXWriter(_ChunkStoringGCTXWriter):
         itemsize = self.dtype.itemsize
         stop = start + len(values)
         offsets = self._chunk_offsets(start - start % rows)
+        lo, hi = None, None
         for band in range(start - start % rows, stop, rows):
             r0, r1 = max(start, band), min(stop, band + rows)  # the block's rows of this chunk row
             for c in range(0, values.shape[1], cols):
                 data = self._padded(values[r0 - start:r1 - start, c:c + cols], r1 - r0, cols, self._scratch)
-                _pwrite_all(self._fd, data, offsets[band, c] + (r0 - band) * cols * itemsize)
+                at = offsets[band, c] + (r0 - band) * cols * itemsize
+                _pwrite_all(self._fd, data, at)
+                lo, hi = (at if lo is None else min(lo, at)), max(hi or 0, at + data.nbytes)
+        if lo is not None:
+            self._write_behind(lo, hi)
+
+    def _write_behind(self, lo: int, hi: int) -> None:
+        """Hand the bytes of earlier blocks to the disk and out of the page cache.
+
+        A prediction writes far more than memory holds (17 GB for 200,000 profiles);
+        left to itself the kernel fills the page cache with dirty pages and then
+        spends a core reclaiming them, taken from the prediction (measured on an 8 GiB
+        sequential write here: 7.6-25.5 s of kernel time without, 5.9-6.6 s with).
+        ``POSIX_FADV_DONTNEED`` on a range starts its writeback and drops the pages
+        already written out: each block's range is advised after the next block
+        (starting writeback) and after the one after (dropping it), so the bytes in the
+        page cache stay at about two blocks.
+        """
+        if not hasattr(os, "posix_fadvise"):
+            return
+        self._ranges.append((lo, hi))
+        for a, b in list(self._ranges)[:-1]:
+            os.posix_fadvise(self._fd, a, b - a, os.POSIX_FADV_DONTNEED)
+        if len(self._ranges) > 2:
+            self._ranges.popleft()
 
     def _chunk_offsets(self, first_row: int) -> dict[tuple[int, int], int]:
         """File offsets of the allocated chunks from sample ``first_row`` on, by chunk
