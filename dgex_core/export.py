@@ -125,7 +125,7 @@ class _GCTX(_Base):
     def __init__(self, path: Path, gene_ids, gene_meta, compression: str) -> None:
         if compression == "gzip":
             self._w = ParallelGzipGCTXWriter(path, gene_ids, gene_meta)
-        elif compression == "none" and hasattr(os, "pwrite"):
+        elif compression == "none" and hasattr(os, "pwritev"):
             self._w = RawChunkGCTXWriter(path, gene_ids, gene_meta)
         else:
             self._w = GCTXWriter(path, gene_ids, gene_meta, compression="lzf" if compression == "lzf" else None,
@@ -166,16 +166,14 @@ class _ChunkStoringGCTXWriter(GCTXWriter):
     def _store(self, start: int, values: np.ndarray) -> None:
         raise NotImplementedError
 
-    def _padded(self, piece: np.ndarray, rows: int, cols: int, scratch: np.ndarray | None = None) -> np.ndarray:
+    def _padded(self, piece: np.ndarray, rows: int, cols: int) -> np.ndarray:
         """``piece`` as a C-contiguous ``rows x cols`` chunk, zero-padded at the edges
         (HDF5 stores edge chunks at full size)."""
-        if piece.shape == (rows, cols) and piece.flags.c_contiguous:
-            return piece
-        full = np.zeros((rows, cols), self.dtype) if scratch is None else scratch[:rows]
-        full[:piece.shape[0], :piece.shape[1]] = piece
-        if piece.shape[1] < cols:
-            full[:piece.shape[0], piece.shape[1]:] = 0
-        return full
+        if piece.shape != (rows, cols):
+            full = np.zeros((rows, cols), self.dtype)
+            full[:piece.shape[0], :piece.shape[1]] = piece
+            return full
+        return np.ascontiguousarray(piece)
 
 
 class ParallelGzipGCTXWriter(_ChunkStoringGCTXWriter):
@@ -253,7 +251,6 @@ class RawChunkGCTXWriter(_ChunkStoringGCTXWriter):
     def __init__(self, path, gene_ids, gene_meta=None, *, chunks: tuple[int, int] | None = None) -> None:
         self._fd: int | None = None
         super().__init__(path, gene_ids, gene_meta, compression=None, compression_opts=None, chunks=chunks)
-        self._scratch: np.ndarray | None = None
         self._ranges: collections.deque[tuple[int, int]] = collections.deque()  # file bytes of recent blocks
 
     def _create_matrix(self, chunks):
@@ -276,19 +273,27 @@ class RawChunkGCTXWriter(_ChunkStoringGCTXWriter):
 
     def _store(self, start: int, values: np.ndarray) -> None:
         rows, cols = self._ds.chunks
-        if self._scratch is None:
-            self._scratch = np.empty((rows, cols), self.dtype)
         itemsize = self.dtype.itemsize
+        values = np.ascontiguousarray(values)
+        row_bytes, chunk_row_bytes = values.shape[1] * itemsize, cols * itemsize
+        flat = memoryview(values).cast("B")
+        pad = memoryview(bytes(chunk_row_bytes))  # zeros for the genes an edge chunk lacks
         stop = start + len(values)
         offsets = self._chunk_offsets(start - start % rows)
         lo, hi = None, None
         for band in range(start - start % rows, stop, rows):
             r0, r1 = max(start, band), min(stop, band + rows)  # the block's rows of this chunk row
             for c in range(0, values.shape[1], cols):
-                data = self._padded(values[r0 - start:r1 - start, c:c + cols], r1 - r0, cols, self._scratch)
-                at = offsets[band, c] + (r0 - band) * cols * itemsize
-                _pwrite_all(self._fd, data, at)
-                lo, hi = (at if lo is None else min(lo, at)), max(hi or 0, at + data.nbytes)
+                width = min(cols, values.shape[1] - c) * itemsize
+                pieces = []  # the chunk's rows straight from the block: no copy in Python
+                for r in range(r0 - start, r1 - start):
+                    a = r * row_bytes + c * itemsize
+                    pieces.append(flat[a:a + width])
+                    if width < chunk_row_bytes:
+                        pieces.append(pad[:chunk_row_bytes - width])
+                at = offsets[band, c] + (r0 - band) * chunk_row_bytes
+                _pwritev_all(self._fd, pieces, at)
+                lo, hi = (at if lo is None else min(lo, at)), max(hi or 0, at + (r1 - r0) * chunk_row_bytes)
         if lo is not None:
             self._write_behind(lo, hi)
 
@@ -340,12 +345,22 @@ class RawChunkGCTXWriter(_ChunkStoringGCTXWriter):
             os.close(fd)
 
 
-def _pwrite_all(fd: int, data: np.ndarray, offset: int) -> None:
-    """Write all of ``data``'s bytes at ``offset`` (``os.pwrite`` may write fewer)."""
-    view = memoryview(data).cast("B")
-    while len(view):
-        n = os.pwrite(fd, view, offset)
-        view, offset = view[n:], offset + n
+def _pwritev_all(fd: int, pieces: list[memoryview], offset: int) -> None:
+    """Write the byte ``pieces`` one after the other from ``offset``: one ``pwritev``
+    per at most ``IOV_MAX`` pieces, a short write resumed where it stopped. ``pwritev``
+    releases the GIL while it copies and waits."""
+    limit = getattr(os, "IOV_MAX", 1024)
+    i = 0
+    while i < len(pieces):
+        n = os.pwritev(fd, pieces[i:i + limit], offset)
+        if n <= 0:
+            raise OSError(f"pwritev wrote nothing at byte {offset}")
+        offset += n
+        while i < len(pieces) and n >= len(pieces[i]):
+            n -= len(pieces[i])
+            i += 1
+        if n:
+            pieces[i] = pieces[i][n:]
 
 
 # --------------------------------------------------------------------------- GCT (whole)

@@ -230,3 +230,19 @@ def test_csv_gene_metadata_side_file_reads_back_with_pandas_defaults(tmp_path, f
     assert genes.index.tolist() == [c for c in table.columns if c in set(GENES)] == GENES.tolist()
     assert genes["well_inferred"].dtype == bool and genes["role"].tolist() == GENE_META["role"].tolist()
     assert all(table[g].dtype == np.float64 for g in GENES)  # one header row: numbers stay numbers
+
+
+def test_pwritev_resumes_short_writes_inside_a_piece(tmp_path, monkeypatch):
+    """pwritev may write fewer bytes than asked (a signal, a full pipe of the kernel):
+    the rest, which may start inside a piece, is written after it."""
+    import os
+
+    real = os.pwritev
+    monkeypatch.setattr(os, "pwritev", lambda fd, bufs, off: real(fd, [bytes(b"".join(bufs)[:5])], off))
+    path = tmp_path / "f.bin"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        export._pwritev_all(fd, [memoryview(b"abc"), memoryview(b"defghij"), memoryview(b"kl")], 3)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"\0\0\0abcdefghijkl"
