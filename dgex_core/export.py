@@ -34,8 +34,12 @@ written (atomically) before the main file appears.
 Compression (``compression=``; measured on a 2-core machine with 22,283 float32
 genes of predicted values, see ``bench/bench_predict.py``):
 
-- GCTX: ``"none"`` (default: chunked in the Broad layout, uncompressed; HDF5 writes
-  it at ~20,000 profiles/s), ``"gzip"`` (deflate level 6, what cmapPy and the
+- GCTX: ``"none"`` (default: chunked in the Broad layout, uncompressed; the chunks
+  are allocated when the matrix is created and the values written with
+  ``os.pwritev`` at the chunks' file offsets, :class:`RawChunkGCTXWriter`, so the
+  writer thread does not hold the GIL while the disk catches up, and the page cache
+  of the blocks already written is dropped (write-behind) so dirty pages never fill
+  memory; h5py writes the same file where ``os.pwritev`` is missing), ``"gzip"`` (deflate level 6, what cmapPy and the
   Broad's files use: the file is only ~17% smaller, since the mantissas of predicted
   values are noise, and deflate runs at ~220 profiles/s per core; dgex compresses
   the chunks on every core in parallel), ``"lzf"`` (fast, but saves nothing on
