@@ -232,8 +232,12 @@ def _cmd_train(args) -> int:
     if "test" in run.metrics:
         _print_summary(name, run.metrics["test"], "test")
     if "n_well_inferred" in run.metrics:
-        print(f"well inferred (validation r >= {run.config['well_inferred_r']}): "
+        p = run.config.get("well_inferred_p")
+        print(f"well inferred (validation r >= {run.config['well_inferred_r']}"
+              + (f", p < {p} on {run.config['split']['n_val']} samples" if p else "") + "): "
               f"{run.metrics['n_well_inferred']} of {len(run.model.target_ids_)} targets")
+    elif "well_inferred_note" in run.metrics:
+        print(f"well inferred: {run.metrics['well_inferred_note']} (a larger --val gives it)")
     if "external" in run.metrics:
         _print_summary(name, run.metrics["external"], f"external ({run.metrics['external']['dataset']})")
     return 0
@@ -266,7 +270,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .predict import predict_file
+    from .predict import MAX_IMPUTED_SHARE, predict_file
 
     run = _open_run(args.run, args.runs_dir)
     bar = _Bar("predict", "samples")
@@ -279,6 +283,8 @@ def _cmd_predict(args) -> int:
     print(f"{s['samples']} samples: {s['landmarks']} measured + {s['targets']} inferred genes written to "
           f"{s['output']}; {s['ood_flagged']} samples flagged out of distribution"
           + (f"; missing landmarks imputed in {s['samples_imputed']} samples" if s["samples_imputed"] else "")
+          + (f" ({s['samples_mostly_imputed']} of them flagged: more than {MAX_IMPUTED_SHARE:.0%} of their landmarks "
+             "imputed)" if s.get("samples_mostly_imputed") else "")
           + (f"; {s['values_clipped']:,} inferred values in {s['samples_clipped']} samples clipped to the training "
              f"range {s['clip_range'][0]:.3g}-{s['clip_range'][1]:.3g} (n_clipped per sample; --no-clip keeps them)"
              if s.get("values_clipped") else "")

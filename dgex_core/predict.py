@@ -4,8 +4,9 @@ The output carries, for every sample, the measured landmarks and the inferred
 targets (like the LINCS level-3 "INF" files), per-gene metadata ``role``
 (``measured`` / ``inferred``) and ``well_inferred`` (from the run's validation), and
 per-sample ``ood_score`` / ``ood_flag`` (how far the profile lies from the training
-data), ``n_imputed`` (landmark values that were missing and imputed with the
-training means, when the user chose to impute rather than refuse) and ``n_clipped``
+data; a sample with more than :data:`MAX_IMPUTED_SHARE` of its landmarks imputed is
+flagged whatever its score), ``n_imputed`` (landmark values that were missing and
+imputed with the training means, when the user chose to impute rather than refuse) and ``n_clipped``
 (inferred values brought back into the range of the training targets: a model asked
 about profiles unlike its training data can extrapolate far outside any measured
 value, so dgex clips to the training range by default, as LINCS clips its inferred
@@ -86,6 +87,11 @@ def _landmark_columns(run: Run, gene_ids: pd.Index, gene_meta: pd.DataFrame | No
     return gene_ids.get_indexer(pd.Index(cov.gene_ids))
 
 
+#: A sample with more than this share of its landmarks imputed is flagged out of
+#: distribution whatever its score: its profile is mostly the training means.
+MAX_IMPUTED_SHARE = 0.1
+
+
 def predict_matrix_block(
     run: Run, block: ExpressionMatrix, lm_pos: np.ndarray, missing: str = "refuse", out: np.ndarray | None = None,
     clip: tuple[float, float] | None = None,
@@ -147,10 +153,11 @@ def predict_matrix_block(
         n_clipped += np.count_nonzero(pred > high, axis=1)
         np.clip(pred, low, high, out=pred)
     meta["n_clipped"] = n_clipped
-    if run.trust is not None:
-        score = run.trust.score(z)
-        meta["ood_score"] = score
-        meta["ood_flag"] = score > 1.0
+    # a sample mostly made of training means looks typical to the check: flag it outright
+    mostly_imputed = meta["n_imputed"].to_numpy() > MAX_IMPUTED_SHARE * n_lm
+    score = run.trust.score(z) if run.trust is not None else np.full(x.shape[0], np.nan)
+    meta["ood_score"] = score
+    meta["ood_flag"] = (score > 1.0) | mostly_imputed
     genes = model.landmark_ids_.append(model.target_ids_)
     return ExpressionMatrix(values, block.sample_ids, genes, meta, None, block.provenance)
 
@@ -320,6 +327,7 @@ def predict_file(
     -------
     dict
         ``samples``, ``landmarks``, ``targets``, ``ood_flagged``, ``samples_imputed``,
+        ``samples_mostly_imputed`` (flagged for it),
         ``values_clipped``, ``samples_clipped``, ``clip_range``, ``output``, ``gene_meta`` (the side file of a CSV / TSV, else ``None``),
         ``block_size`` and ``compression``.
 
@@ -335,7 +343,7 @@ def predict_file(
     fmt, codec = resolve_compression(output_path, format, compression)
     genes = run.model.landmark_ids_.append(run.model.target_ids_)
     block_size = int(block_size) if block_size else default_block_size(len(genes))
-    n_done, n_flagged, n_imputed, lm_pos, writer = 0, 0, 0, None, None
+    n_done, n_flagged, n_imputed, n_mostly_imputed, lm_pos, writer = 0, 0, 0, 0, None, None
     clip_range = run.target_range() if clip else None
     n_clipped_values = n_clipped_samples = 0
     total = None
@@ -364,10 +372,10 @@ def predict_file(
                 (in_flight if background else spare).append(buf)
             n_done += block.n_samples
             n_imputed += int((out.sample_meta["n_imputed"] > 0).sum())
+            n_mostly_imputed += int((out.sample_meta["n_imputed"] > MAX_IMPUTED_SHARE * len(lm_pos)).sum())
             n_clipped_values += int(out.sample_meta["n_clipped"].sum())
             n_clipped_samples += int((out.sample_meta["n_clipped"] > 0).sum())
-            if "ood_flag" in out.sample_meta:
-                n_flagged += int(out.sample_meta["ood_flag"].sum())
+            n_flagged += int(out.sample_meta["ood_flag"].sum())
             if progress:
                 progress(n_done, total, {"samples": n_done})
         if writer is None:
@@ -380,7 +388,8 @@ def predict_file(
     finally:
         reader.close()
     return {"samples": n_done, "landmarks": len(run.model.landmark_ids_), "targets": len(run.model.target_ids_),
-            "ood_flagged": n_flagged, "samples_imputed": n_imputed, "values_clipped": n_clipped_values,
+            "ood_flagged": n_flagged, "samples_imputed": n_imputed,
+            "samples_mostly_imputed": n_mostly_imputed, "values_clipped": n_clipped_values,
             "samples_clipped": n_clipped_samples, "clip_range": clip_range, "output": str(output_path),
             "gene_meta": str(gene_meta_path(output_path, fmt)) if fmt in ("csv", "tsv") else None,
             "block_size": block_size, "compression": codec}

@@ -97,9 +97,11 @@ class Run:
         return None if not r else (float(r["low"]), float(r["high"]))
 
     def well_inferred(self) -> pd.Series:
-        """Per target: True when the model infers it well (validation Pearson r above the threshold)."""
+        """Per target: True when the model infers it well (validation Pearson r above the
+        threshold and significant); all False when the run could not compute the flag
+        (too few validation samples, or no test split to store it with)."""
         if self.per_gene is None or "well_inferred" not in self.per_gene:
-            return pd.Series(True, index=self.model.target_ids_, name="well_inferred")
+            return pd.Series(False, index=self.model.target_ids_, name="well_inferred")
         return self.per_gene["well_inferred"].reindex(self.model.target_ids_).fillna(False).astype(bool)
 
 

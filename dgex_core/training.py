@@ -34,10 +34,21 @@ from .preprocess import LOG2CPM, QuantileNormalizer
 from .store import Run
 from .trust import DistributionCheck
 
-__all__ = ["WELL_INFERRED_R", "evaluate_external", "predict_with_run", "quantile_to_reference", "train_run"]
+__all__ = ["WELL_INFERRED_R", "evaluate_external", "predict_with_run", "quantile_to_reference", "train_run",
+           "well_inferred_flags"]
 
 #: Default Pearson r on validation above which a target counts as well inferred.
 WELL_INFERRED_R = 0.5
+
+#: ... and the one-sided p-value of that r (against no correlation) it must beat: with
+#: few validation samples a pure-noise gene reaches r >= 0.5 by chance (a third of them
+#: with 5 samples), so the flag also asks that r be significant; a noise gene then
+#: passes with probability at most 1% at any validation size.
+WELL_INFERRED_P = 0.01
+
+#: Fewest validation samples for which the flag is computed (below it no target is
+#: flagged, and the run says why).
+MIN_WELL_INFERRED_SAMPLES = 5
 
 #: Most training (and validation) samples, evenly spaced, that fit the out-of-distribution
 #: check: a PCA of ~1,000 landmarks and a 99% quantile are settled long before that.
@@ -53,6 +64,20 @@ def _rows(values, rows: np.ndarray) -> np.ndarray:
 
 def _ids_digest(ids) -> str:
     return hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest()[:16]
+
+
+def well_inferred_flags(pearson: pd.Series, n_samples: int, r_min: float = WELL_INFERRED_R,
+                        p_max: float = WELL_INFERRED_P) -> pd.Series:
+    """Per target: validation Pearson r >= ``r_min`` and significantly above 0 (one-sided
+    t-test on ``n_samples - 2`` degrees of freedom, p < ``p_max``); NaN r is False."""
+    from scipy.stats import t as student_t
+
+    r = pearson.to_numpy(np.float64)
+    df = max(n_samples - 2, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tstat = r * np.sqrt(df / np.maximum(1.0 - r * r, 1e-300))
+    p = student_t.sf(np.nan_to_num(tstat, nan=-np.inf), df)
+    return pd.Series((np.nan_to_num(r, nan=-1.0) >= r_min) & (p < p_max), index=pearson.index, name="well_inferred")
 
 
 def train_run(
@@ -83,7 +108,8 @@ def train_run(
     split
         A ready split; otherwise ``dataset.split(val, test, seed, group_by)``.
     well_inferred_r
-        Validation Pearson r above which a target is flagged well inferred.
+        Validation Pearson r above which a target is flagged well inferred (it must
+        also be significant, :func:`well_inferred_flags`).
     keep_predictions
         Keep the test-set predictions in the run.
     progress
@@ -104,8 +130,12 @@ def train_run(
     if split.val.n_samples > 1:
         ev_val = evaluate_model(model, split.val, spearman=False)  # validation flags need Pearson r only
         metrics["val"] = ev_val.summary
-        well = ev_val.per_gene["pearson"].fillna(-1) >= well_inferred_r
+    if split.val.n_samples >= MIN_WELL_INFERRED_SAMPLES:
+        well = well_inferred_flags(ev_val.per_gene["pearson"], split.val.n_samples, well_inferred_r)
         metrics["n_well_inferred"] = int(well.sum())
+    else:
+        metrics["well_inferred_note"] = (f"not computed: {split.val.n_samples} validation samples, the flag needs "
+                                         f"at least {MIN_WELL_INFERRED_SAMPLES}")
     per_gene = per_sample = preds = None
     if split.test.n_samples:
         ev = evaluate_model(model, split.test)
@@ -118,11 +148,12 @@ def train_run(
             preds = model.predict_dataset(split.test)
 
     trust = None
-    if split.val.n_samples >= 1 and split.train.n_samples >= 3:
+    if split.train.n_samples >= 3:  # calibrated on validation and out-of-fold training samples
         tr = sample_positions(split.train.n_samples, MAX_TRUST_SAMPLES)
         va = sample_positions(split.val.n_samples, MAX_TRUST_SAMPLES)
         trust = DistributionCheck().fit(model.standardize_landmarks(_rows(split.train.landmarks, tr)),
-                                        model.standardize_landmarks(_rows(split.val.landmarks, va)))
+                                        model.standardize_landmarks(_rows(split.val.landmarks, va))
+                                        if split.val.n_samples else None)
         if per_sample is not None:
             score = np.empty(split.test.n_samples)
             bs = block_rows(split.test.n_landmarks)
@@ -175,6 +206,7 @@ def train_run(
         "n_landmarks": len(model.landmark_ids_),
         "n_targets": len(model.target_ids_),
         "well_inferred_r": well_inferred_r,
+        "well_inferred_p": WELL_INFERRED_P,
         "target_range": target_range,
         "versions": {"dgex": __version__, "numpy": np.__version__, "pandas": pd.__version__,
                      "torch": torch.__version__, "python": platform.python_version()},
@@ -191,7 +223,7 @@ def predict_with_run(run: Run, data: Dataset) -> tuple[pd.DataFrame, pd.Series]:
         samples x targets DataFrame in original units.
     ood_score
         Per-sample out-of-distribution score (NaN when the run has no check); above 1
-        means further from the training data than 99% of validation samples.
+        means further from the training data than 99% of held-out training-like samples.
     """
     preds = run.model.predict_dataset(data)
     if run.trust is None:
