@@ -682,6 +682,16 @@ class PredictPreview:
     clip_range: tuple[float, float] | None = None
 
 
+def in_run_units(run: Run, matrix: ExpressionMatrix) -> ExpressionMatrix:
+    """``matrix`` normalized per sample as the run's training data were (log2 CPM for a
+    run trained on counts); unchanged otherwise."""
+    from .preprocess import LOG2CPM, log2_cpm
+
+    if run.config.get("normalize") != "log2cpm" or LOG2CPM in matrix.provenance.transforms:
+        return matrix
+    return matrix.with_values(log2_cpm(matrix.values), LOG2CPM)
+
+
 def predict_preview(run: Run, matrix: ExpressionMatrix, n_preview: int = 20, clip: bool = True) -> PredictPreview:
     """Coverage of the run's landmarks in ``matrix`` and, when complete, OOD scores, clipped
     counts (``n_clipped``, with ``clip``: inferred values clipped to the training range) and a preview."""
@@ -689,6 +699,7 @@ def predict_preview(run: Run, matrix: ExpressionMatrix, n_preview: int = 20, cli
     from .predict import _landmark_columns, predict_matrix_block
 
     want = run.model.landmark_ids_
+    matrix = in_run_units(run, matrix)
     cov = match_landmarks(LandmarkList.from_ids(list(want)), matrix.gene_ids, matrix.gene_meta)
     if cov.missing:
         return PredictPreview(matrix.n_samples, cov.n_present, len(want), cov.missing, None, None)
@@ -722,6 +733,7 @@ def predictions_file(run: Run, matrix: ExpressionMatrix, folder: str | os.PathLi
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run.name}_predictions{EXPORT_SUFFIX[fmt]}"
+    matrix = in_run_units(run, matrix)
     pos = _landmark_columns(run, matrix.gene_ids, matrix.gene_meta, matrix.provenance.path or "input")
     genes = run.model.landmark_ids_.append(run.model.target_ids_)
     clip_range = run.target_range() if clip else None

@@ -66,17 +66,13 @@ def _load_dataset(data: str, landmarks: str | None, allow_missing: bool, sample_
     if not landmarks:
         raise DgexError("--landmarks is required with --data FILE (a LINCS gene-info file, an L1000 GCT/GCTX, "
                         "or one id per line)")
-    from .io import open_matrix, sniff
+    from .io import open_matrix
     from .landmarks import read_landmarks
 
     lm_list = read_landmarks(landmarks)
     bar = _Bar(f"cache {Path(data).name}", "samples")
     try:
-        if sniff(data) in ("csv", "tsv", "parquet"):  # let the landmark ids decide the table's orientation
-            ids = {i for kind in lm_list.kinds for i in lm_list.ids(kind) if i}
-            m = open_matrix(data, landmark_ids=ids, progress=bar)
-        else:
-            m = open_matrix(data, progress=bar)
+        m = open_matrix(data, progress=bar, landmark_ids=_list_ids(lm_list))
     finally:
         bar.close()
     m = _normalized(m, normalize)
@@ -85,6 +81,8 @@ def _load_dataset(data: str, landmarks: str | None, allow_missing: bool, sample_
 
         sheet = read_sample_sheet(sample_sheet)
         m = m.with_sample_meta(sheet.reindex(m.sample_ids))
+    for note in lm_list.notes:
+        print(f"{landmarks}: {note}", file=sys.stderr)
     ds = Dataset.from_matrix(m, lm_list, allow_missing=allow_missing)
     if ds.coverage is not None:
         print(ds.coverage.summary(), file=sys.stderr)
@@ -100,6 +98,17 @@ def _normalized(m, normalize: str | None):
     if normalize != "log2cpm":
         raise DgexError(f"--normalize {normalize}: use none or log2cpm")
     return m.with_row_transform(log2_cpm, LOG2CPM)
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _model_from_args(args):
@@ -119,7 +128,14 @@ def _model_from_args(args):
                 settings = tomllib.loads(text)
             except tomllib.TOMLDecodeError as e:
                 raise DgexError(f"{args.config}: neither JSON nor TOML ({e})") from None
+        if not isinstance(settings, dict):
+            raise DgexError(f"{args.config}: the settings must be a JSON object or a TOML table of name: value "
+                            f"(e.g. {{\"mlp\": {{\"hidden\": [3000]}}}}), not a {type(settings).__name__}")
         settings = settings.get(args.model, settings)
+        if not isinstance(settings, dict):
+            raise DgexError(f"{args.config}: the {args.model!r} settings must be an object of name: value, "
+                            f"not a {type(settings).__name__}")
+        settings = dict(settings)
     if args.input_transform:
         settings["input_transform"] = args.input_transform
     try:
@@ -167,6 +183,11 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _list_ids(lm_list) -> set[str] | None:
+    """Every id of a landmark list (they decide a table's orientation in every command)."""
+    return None if lm_list is None else {i for kind in lm_list.kinds for i in lm_list.ids(kind) if i}
+
+
 def _cmd_inspect(args) -> int:
     import numpy as np
 
@@ -174,9 +195,14 @@ def _cmd_inspect(args) -> int:
     from .lazy import block_rows
 
     fmt = sniff(args.path)
+    lm_list = None
+    if args.landmarks:
+        from .landmarks import read_landmarks
+
+        lm_list = read_landmarks(args.landmarks)
     bar = _Bar(f"cache {Path(args.path).name}", "samples")
     try:
-        m = open_matrix(args.path, progress=bar)
+        m = open_matrix(args.path, progress=bar, landmark_ids=_list_ids(lm_list))
     finally:
         bar.close()
     m = _normalized(m, args.normalize)
@@ -197,10 +223,12 @@ def _cmd_inspect(args) -> int:
         print(f"sample metadata: {', '.join(map(str, m.sample_meta.columns[:12]))}")
     if len(m.gene_meta.columns):
         print(f"gene metadata: {', '.join(map(str, m.gene_meta.columns[:12]))}")
-    if args.landmarks:
-        from .landmarks import match_landmarks, read_landmarks
+    if lm_list is not None:
+        from .landmarks import match_landmarks
 
-        cov = match_landmarks(read_landmarks(args.landmarks), m.gene_ids, m.gene_meta)
+        for note in lm_list.notes:
+            print(f"{args.landmarks}: {note}")
+        cov = match_landmarks(lm_list, m.gene_ids, m.gene_meta)
         print(cov.summary(max_missing=args.max_missing))
     return 0
 
@@ -255,7 +283,8 @@ def _cmd_evaluate(args) -> int:
     from .dataset import Dataset
     from .io import open_matrix
 
-    m = _normalized(open_matrix(args.data), args.normalize or run.config.get("normalize"))
+    m = _normalized(open_matrix(args.data, landmark_ids=run.model.landmark_ids_),
+                    args.normalize or run.config.get("normalize"))
     ds = Dataset.from_matrix(m, list(run.model.landmark_ids_), allow_missing=False)
     bar = _Bar("evaluate", "samples")
     try:
@@ -277,7 +306,8 @@ def _cmd_predict(args) -> int:
     try:
         s = predict_file(run, args.input, args.output, format=args.format, block_size=args.block_size,
                          compression=args.compression,
-                         missing=args.missing, progress=bar, clip=not args.no_clip)
+                         missing=args.missing, progress=bar, clip=not args.no_clip,
+                         normalize=args.normalize or "run")
     finally:
         bar.close()
     print(f"{s['samples']} samples: {s['landmarks']} measured + {s['targets']} inferred genes written to "
@@ -339,9 +369,9 @@ def _cmd_explain(args) -> int:
         ds, _ = _load_dataset(source, None, False)
     else:
         from .dataset import Dataset
-        from .io import read
+        from .io import open_matrix
 
-        m = read(source)
+        m = open_matrix(source, landmark_ids=run.model.landmark_ids_)
         ds = Dataset.from_matrix(m, list(run.model.landmark_ids_), allow_missing=False)
     target = args.target
     if target not in set(run.model.target_ids_):
@@ -477,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("input", help="landmark profiles (L1000 GCT/GCTX, a table...)")
     pr.add_argument("-o", "--output", required=True, help="output file: .gctx, .gct, .parquet, .csv or .tsv")
     pr.add_argument("--format", choices=["gctx", "gct", "parquet", "csv", "tsv"], help="override the suffix")
-    pr.add_argument("--block-size", type=int, default=None,
+    pr.add_argument("--block-size", type=_positive_int, default=None,
                     help="samples per block (default: ~128 MB of output per block, $DGEX_BLOCK_MB)")
     pr.add_argument("--compression", choices=["none", "gzip", "lzf", "lz4", "zstd", "snappy"],
                     help="output codec: GCTX none (default, fastest), gzip (cmapPy's; ~10x slower, ~15%% smaller) "
@@ -485,6 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--no-clip", action="store_true",
                     help="keep inferred values outside the range of the training targets (default: clip them to it "
                          "and count them per sample in n_clipped)")
+    pr.add_argument("--normalize", choices=["none", "log2cpm"],
+                    help="per-sample normalization of the input (default: the run's own, e.g. log2cpm for a run "
+                         "trained on counts)")
     pr.add_argument("--missing", choices=["refuse", "impute"], default="refuse",
                     help="missing landmark values: refuse the input (default) or impute the training means; "
                          "the output's n_imputed column says where")

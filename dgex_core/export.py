@@ -497,7 +497,11 @@ class _Rows(_Base):
     def _open_parquet(self):
         import pyarrow.parquet as pq
 
+        # the orientation and the sample metadata columns as dgex's write_table records them,
+        # so dgex (read / open_matrix) reads its own predictions back as samples x genes
+        recorded = {"orientation": "samples_x_genes", "meta_columns": list(self._meta_cols), "transforms": []}
         meta = {**(self._schema.metadata or {}),
+                b"dgex": json.dumps(recorded).encode(),
                 b"dgex:gene_meta": self.gene_meta.reset_index(names="gene").to_json(orient="records").encode()}
         self._schema = self._schema.with_metadata(meta)
         first = ["sample", *self._meta_cols]

@@ -104,12 +104,20 @@ class LandmarkList:
 
     table: pd.DataFrame
     source: str = "memory"
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         cols = [c for c in ID_KINDS if c in self.table.columns]
         if not cols:
             raise ValueError(f"a landmark table needs at least one of the columns {ID_KINDS}")
-        self.table = self.table[cols].reset_index(drop=True)
+        table = self.table[cols].reset_index(drop=True)
+        key = table[cols[0]]
+        dup = key.notna() & key.astype(str).str.len().gt(0) & key.duplicated()
+        if dup.any():  # the same gene listed twice is one landmark, not a missing one
+            first = key[dup].astype(str).unique()
+            self.notes.append(f"{int(dup.sum())} duplicate {cols[0]} entries collapsed (e.g. {', '.join(first[:3])})")
+            table = table[~dup].reset_index(drop=True)
+        self.table = table
 
     def __len__(self) -> int:
         return len(self.table)
@@ -330,21 +338,43 @@ def read_landmarks(path: str | os.PathLike, kind: str | None = None) -> Landmark
         t = _read_text_table(p, header=None, names=["symbol", "ensembl_id", "probe_id"])
         out = t.apply(lambda c: c.str.strip())
     else:
-        ids = []
+        ids, first_line, notes = [], None, []
         with TextLines(p) as lines:
             for line in lines:
-                tok = line.split("\t")[0].split(",")[0].strip()
-                if tok and not tok.startswith("#"):
-                    ids.append(tok)
+                if line.strip() and not line.lstrip().startswith("#"):
+                    first_line = line if first_line is None else first_line
+                    ids.append(line.split("\t")[0].split(",")[0].strip())  # one id per line: the first column
+        if len(ids) == 1:  # the whole list on one line: ids separated by commas, tabs or spaces
+            ids = [t for t in re.split(r"[,;\s]+", first_line.strip()) if t]
+            if len(ids) > 1:
+                notes.append(f"one line of {len(ids)} ids separated by commas / tabs / spaces read as {len(ids)} ids")
+        ids = [i for i in ids if i]
         if ids and ids[0].lower() in ("id", "gene", "gene_id", "symbol", "probe_id", "entrez_id", "rid"):
             ids = ids[1:]
         if not ids:
             raise DataFormatError(p, "line 1", "no ids found", "one gene id per line")
-        return LandmarkList.from_ids(ids, kind, source=str(p))
+        out = LandmarkList.from_ids(ids, kind, source=str(p))
+        out.notes[:0] = notes
+        _check_size(out, p)
+        return out
     if out.empty:
         raise DataFormatError(p, None, "no landmark rows (no gene flagged as landmark)", "pr_is_lm = 1 or feature_space = landmark")
     out = out.replace("", None)
-    return LandmarkList(out.reset_index(drop=True), source=str(p))
+    lm = LandmarkList(out.reset_index(drop=True), source=str(p))
+    _check_size(lm, p)
+    return lm
+
+
+#: Fewest landmarks a list may hold: one gene cannot stand for a transcriptome (and
+#: the inputs' covariance, the out-of-distribution check, need more than one).
+MIN_LANDMARKS = 2
+
+
+def _check_size(lm: LandmarkList, path: Path) -> None:
+    if len(lm) < MIN_LANDMARKS:
+        raise DataFormatError(path, None, f"the list holds {len(lm)} landmark ({lm.ids()[0] if len(lm) else ''}), "
+                              f"a model needs at least {MIN_LANDMARKS}",
+                              "one gene id per line, e.g. the 978 L1000 landmarks")
 
 
 def landmarks_from_matrix(path: str | os.PathLike, fmt: str | None = None) -> LandmarkList:

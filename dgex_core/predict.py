@@ -202,14 +202,15 @@ def output_gene_meta(run: Run, clip: tuple[float, float] | None = None) -> pd.Da
     return meta
 
 
-def _blocks(path: Path, block_size: int, normalize: str | None = None
+def _blocks(path: Path, block_size: int, normalize: str | None = None, landmark_ids=None
             ) -> Iterator[tuple[ExpressionMatrix, pd.Index, pd.DataFrame]]:
     """The input by blocks of samples, whatever its format (:func:`dgex_core.io.open_matrix`):
-    GCTX, h5ad and ARCHS4 read block by block, other formats through the on-disk cache.
+    GCTX, h5ad and ARCHS4 read block by block, other formats through the on-disk cache
+    (a table's orientation decided by the run's ``landmark_ids``).
     ``normalize="log2cpm"`` applies the run's per-sample counts normalization."""
     from .io import open_matrix
 
-    m = open_matrix(path)
+    m = open_matrix(path, landmark_ids=landmark_ids)
     try:
         if normalize == "log2cpm":
             from .preprocess import LOG2CPM, log2_cpm
@@ -286,6 +287,7 @@ def predict_file(
     progress: Callable[[int, int | None, dict], None] | None = None,
     background: bool = True,
     clip: bool = True,
+    normalize: str | None = "run",
 ) -> dict:
     """Predict every target for every sample of ``input_path`` and write ``output_path``.
 
@@ -322,6 +324,11 @@ def predict_file(
         Clip inferred values to the range of the run's training targets
         (:meth:`~dgex_core.store.Run.target_range`; default). Runs saved before dgex
         recorded the range are not clipped (``clip_range`` is then ``None``).
+    normalize
+        Per-sample normalization of the input: ``"run"`` (default) applies the one the
+        run was trained with (``log2cpm`` for a run trained on counts, so counts are
+        predicted from as they were trained on; the measured landmarks in the output
+        are then in log2 CPM), ``"log2cpm"`` or ``None`` / ``"none"`` force it.
 
     Returns
     -------
@@ -351,7 +358,11 @@ def predict_file(
     spare: collections.deque = collections.deque()
     in_flight: collections.deque = collections.deque()
     written = threading.Semaphore(0)
-    reader = _Prefetch(_blocks(input_path, block_size))  # reading overlaps computing, too
+    if normalize == "run":
+        normalize = run.config.get("normalize")
+    if normalize not in (None, "none", "log2cpm"):
+        raise ValueError(f"normalize must be 'run', 'log2cpm' or 'none', got {normalize!r}")
+    reader = _Prefetch(_blocks(input_path, block_size, normalize, run.model.landmark_ids_))  # reading overlaps computing, too
     try:
         for block, gene_ids, gene_meta in reader:
             if lm_pos is None:

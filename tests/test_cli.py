@@ -221,3 +221,20 @@ def test_explain_a_target_with_groups(tmp_path, env):
     assert sorted(c for c in got.columns if c.startswith("tissue=")) == sorted(f"tissue={t}" for t in tissues.index)
     out = dgex("explain", "lin", "--target", "NOPE", "-o", tmp_path / "n.csv", env_extra=env, check=False)
     assert out.returncode == 1 and "NOPE" in out.stderr
+
+
+def test_inspect_and_train_read_a_table_in_the_same_orientation(tmp_path, env):
+    """60 samples (rows) x 30 genes (columns), ids that look like neither: the length
+    rule alone would take the 60 rows as genes; the landmark list decides, for every
+    command alike."""
+    rng = np.random.default_rng(4)
+    genes = [f"G{i}" for i in range(30)]
+    df = pd.DataFrame(rng.normal(8, 1, size=(60, 30)), index=[f"X{i}" for i in range(60)], columns=genes)
+    df.index.name = "sample"
+    df.to_csv(tmp_path / "t.csv")
+    (tmp_path / "lm.txt").write_text("\n".join(genes[:10]) + "\n")
+    out = dgex("inspect", tmp_path / "t.csv", "--landmarks", tmp_path / "lm.txt", env_extra=env)
+    assert "60 samples x 30 genes" in out.stdout and "10 of 10 landmarks present" in out.stdout, out.stdout
+    out = dgex("train", "--data", tmp_path / "t.csv", "--landmarks", tmp_path / "lm.txt", "--model", "linear",
+               "--name", "t", env_extra=env)
+    assert "10 of 10 landmarks present" in out.stderr and "10 landmarks -> 20 targets" in out.stdout, out.stdout

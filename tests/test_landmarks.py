@@ -103,3 +103,35 @@ def test_real_dgex_map_and_gpl96_coverage(real_dir, gpl96_bladder):
                            probes.gene_ids, probes.gene_meta)
     assert cov2.complete and cov2.n_present == 978
     assert np.all(np.isin(cov2.gene_ids, probes.gene_ids))
+
+
+def test_lists_as_people_write_them_bom_duplicates_one_line(tmp_path):
+    """A UTF-8 BOM (Excel's "CSV UTF-8", Notepad) is dropped; the same gene twice is one
+    landmark with a note (not a missing one); one comma-separated line is split."""
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes("\ufeffUBE2C\nRBKS\nUBE2C\nPSMB10\n".encode())
+    lm = read_landmarks(bom)
+    assert lm.ids() == ["UBE2C", "RBKS", "PSMB10"]
+    assert lm.notes == ["1 duplicate symbol entries collapsed (e.g. UBE2C)"]
+    cov = match_landmarks(lm, pd.Index(["UBE2C", "RBKS", "PSMB10", "X"]))
+    assert cov.n_present == 3 and not cov.missing
+    for text in ("UBE2C,RBKS,PSMB10\n", "UBE2C RBKS\tPSMB10", "UBE2C; RBKS; PSMB10\n"):
+        one = tmp_path / "one_line.txt"
+        one.write_text(text)
+        lm = read_landmarks(one)
+        assert lm.ids() == ["UBE2C", "RBKS", "PSMB10"], text
+        assert "one line of 3 ids" in lm.notes[0]
+
+
+def test_a_list_of_one_id_is_refused_with_the_reason(tmp_path):
+    p = tmp_path / "one.txt"
+    p.write_text("UBE2C\n")
+    with pytest.raises(DataFormatError, match=r"one\.txt.*holds 1 landmark \(UBE2C\), a model needs at least 2"):
+        read_landmarks(p)
+
+
+def test_gene_info_with_a_bom_is_recognised(tmp_path):
+    p = tmp_path / "geneinfo.txt"
+    p.write_bytes("\ufeffpr_gene_id\tpr_gene_symbol\tpr_is_lm\n5720\tPSME1\t1\n466\tATF1\t1\n6009\tRHEB\t0\n".encode())
+    lm = read_landmarks(p)
+    assert lm.ids("entrez_id") == ["5720", "466"]

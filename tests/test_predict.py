@@ -337,3 +337,30 @@ def test_a_run_without_a_recorded_range_is_not_clipped(tmp_path, linear_run):
     assert old.target_range() is None
     s = predict_file(old, _plate(tmp_path, ds, n=5), tmp_path / "o.gctx")
     assert s["clip_range"] is None and s["values_clipped"] == 0
+
+
+def test_a_run_trained_on_counts_predicts_from_counts_normalized_as_it_was_trained(tmp_path):
+    """A run trained with log2 CPM (ARCHS4 counts) applies it to the input too: counts in,
+    the same predictions as from the normalized profiles; the measured landmarks come
+    out in log2 CPM. normalize="none" would feed raw counts to the model (the old bug)."""
+    from dgex_core.dataset import Dataset
+    from dgex_core.io import write
+    from dgex_core.preprocess import LOG2CPM, log2_cpm
+
+    rng = np.random.default_rng(9)
+    lib = rng.uniform(5e5, 5e6, size=(200, 1))
+    share = rng.dirichlet(np.ones(40), size=200)
+    counts = np.round(lib * share).astype(np.float32)
+    genes = [f"L{i}" for i in range(15)] + [f"T{i}" for i in range(25)]
+    m = ExpressionMatrix(counts, [f"S{i}" for i in range(200)], genes)
+    normed = m.with_values(log2_cpm(m.values), LOG2CPM)
+    run = train_run(Dataset.from_matrix(normed, genes[:15]), LinearModel(), "counts")
+    assert run.config["normalize"] == "log2cpm"
+    # the input file holds every gene's counts (the library size is the sample's own total)
+    write(m, tmp_path / "counts.gct")
+    write(normed, tmp_path / "normed.gct")
+    predict_file(run, tmp_path / "counts.gct", tmp_path / "a.parquet")
+    predict_file(run, tmp_path / "normed.gct", tmp_path / "b.parquet", normalize="none")
+    a, b = read(tmp_path / "a.parquet"), read(tmp_path / "b.parquet")
+    np.testing.assert_allclose(a.values, b.values, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(a.values[:, :15], normed.values[:, :15], rtol=1e-4, atol=1e-4)

@@ -143,9 +143,12 @@ def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Expres
 
 _BINARY_FORMATS = ("gctx", "h5ad", "archs4", "parquet")
 
+#: Formats whose orientation (genes as rows or as columns) is read from the data.
+TABLE_FORMATS = ("csv", "tsv", "parquet")
+
 
 def open_matrix(path: str | os.PathLike, format: str | None = None, *, progress=None, cache: bool | None = None,
-                **kwargs):
+                landmark_ids=None, **kwargs):
     """Open an expression file as a lazy, block-addressable samples x genes matrix.
 
     Nothing but ids and metadata is read: values are read by blocks of samples when
@@ -168,12 +171,18 @@ def open_matrix(path: str | os.PathLike, format: str | None = None, *, progress=
     cache
         ``True`` to cache whatever the size, ``False`` never (read into memory);
         default by size.
+    landmark_ids
+        The landmark ids the caller will use: they decide a table's orientation (CSV,
+        TSV, Parquet: genes are the axis holding more of them), as in every command;
+        ignored by formats whose orientation is fixed.
     **kwargs
         Reader options, as :func:`read` takes them.
     """
     from ..lazy import LazyMatrix
 
     fmt = format or sniff(path)
+    if landmark_ids is not None and fmt in TABLE_FORMATS:
+        kwargs["landmark_ids"] = {str(i) for i in landmark_ids}
     try:
         if fmt == "gctx" and not kwargs:
             from .gctx import open_gctx

@@ -63,13 +63,14 @@ def is_gzip(path: str | os.PathLike) -> bool:
 def open_text(path: str | os.PathLike) -> IO[str]:
     """Open a text file for reading, through gzip when its magic bytes say so.
 
-    Decoding is UTF-8 with replacement so stray bytes never stop a read; newlines are
+    Decoding is UTF-8 with replacement so stray bytes never stop a read, and a leading
+    byte-order mark (Excel's and Notepad's "UTF-8 with BOM") is dropped; newlines are
     universal (``\\r\\n`` files read like ``\\n`` ones).
     """
     p = Path(path)
     if is_gzip(p):
-        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8", errors="replace", newline=None)
-    return open(p, encoding="utf-8", errors="replace", newline=None)
+        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8-sig", errors="replace", newline=None)
+    return open(p, encoding="utf-8-sig", errors="replace", newline=None)
 
 
 class TextLines:

@@ -210,10 +210,27 @@ def _resolve_format(path: Path, head: bytes, format: str | None, sep: str | None
 
 # --------------------------------------------------------------------- text tables
 def _data_rows(reader: Iterator[list[str]], lines: TextLines) -> Iterator[tuple[int, list[str]]]:
-    """(line number, cells) of the non-blank rows."""
-    for cells in reader:
+    """(line number, cells) of the non-blank rows; the csv module's errors (a quote never
+    closed, a cell over its 128 KB limit) become :class:`DataFormatError` naming the line."""
+    start = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise DataFormatError(
+                lines.path, f"line {start}" + (f"-{lines.lineno}" if lines.lineno > start else ""),
+                f"cannot split the row into cells ({e}): a quote (\") that opens a cell and is never closed, "
+                f"or a cell over {csv.field_size_limit():,} characters",
+                "cells of numbers and ids; quotes only around whole cells, closed on the same line") from None
+        if lines.lineno > start:  # lines reach csv without their newlines: a row of several is a quote left open
+            raise DataFormatError(
+                lines.path, f"line {start}", f"a quoted cell runs on to line {lines.lineno}: a quote (\") opens a "
+                "cell and is not closed on its line", "one row per line; quotes only around whole cells")
         if any(c.strip() for c in cells):
             yield lines.lineno, cells
+        start = lines.lineno + 1
 
 
 def _read_text(path: Path, delim: str, meta_columns: Sequence[str] | None, dtype) -> _Raw:

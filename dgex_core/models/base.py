@@ -17,6 +17,7 @@ new file without the training data.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -338,18 +339,31 @@ class Model:
         klass = _FAMILIES[family]
         if cls is not Model and klass is not cls:
             raise ModelError(f"{folder}: holds a {family} model, not a {cls.family} model")
-        model = klass(**meta["params"])
-        model.landmark_ids_ = pd.Index(meta["landmark_ids"], dtype=object)
-        model.target_ids_ = pd.Index(meta["target_ids"], dtype=object)
-        model.n_train_ = meta.get("n_train", 0)
+        params = meta.get("params")
+        if not isinstance(params, dict):
+            raise ModelError(f"{folder}: model.json has no \"params\" object (the run is damaged; train it again)")
+        known = set(inspect.signature(klass.__init__).parameters) - {"self"}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ModelError(f"{folder}: model.json has settings a {family} model does not take: {unknown} "
+                             f"(written by another dgex version, or edited; known: {sorted(known)})")
+        try:
+            model = klass(**params)
+            model.landmark_ids_ = pd.Index(meta["landmark_ids"], dtype=object)
+            model.target_ids_ = pd.Index(meta["target_ids"], dtype=object)
+            model.n_train_ = meta.get("n_train", 0)
 
-        def sub(prefix):
-            return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            def sub(prefix):
+                return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
-        model.input_pipeline_ = step_from_state(meta["input_pipeline"], sub("input."))
-        model.target_scaler_ = step_from_state(meta["target_scaler"], sub("target."))
-        model._folder = folder  # families with arrays in files of their own read them from here
-        model._set_state(meta["state"], weights)
+            model.input_pipeline_ = step_from_state(meta["input_pipeline"], sub("input."))
+            model.target_scaler_ = step_from_state(meta["target_scaler"], sub("target."))
+            model._folder = folder  # families with arrays in files of their own read them from here
+            model._set_state(meta["state"], weights)
+        except ModelError as e:
+            raise ModelError(f"{folder}: the saved model is damaged ({e})") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ModelError(f"{folder}: the saved model is damaged ({type(e).__name__}: {e}); train it again") from None
         return model
 
     def _save_files(self, folder: Path) -> None:

@@ -22,8 +22,10 @@ interrupted. On CUDA it uses bfloat16 autocast (mixed precision) when ``amp``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +40,9 @@ from ..lazy import block_rows
 from .base import Model, Progress, register
 
 __all__ = ["MLPModel", "build_network", "pick_device"]
+
+#: Widest hidden layer accepted (D-GEX's widest: 9,000 units).
+MAX_WIDTH = 20_000
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "elu": nn.ELU}
 
@@ -179,6 +184,18 @@ class MLPModel(Model):
         if activation not in _ACTIVATIONS:
             raise ModelError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
         self.hidden = [int(h) for h in hidden]
+        for name, value, low, high in (("hidden width", min(self.hidden), 1, MAX_WIDTH),
+                                       ("hidden width", max(self.hidden), 1, MAX_WIDTH),
+                                       ("batch_size", batch_size, 1, None), ("max_epochs", max_epochs, 1, None),
+                                       ("patience", patience, 1, None), ("target_groups", target_groups, 1, None),
+                                       ("block_size", block_size, 1, None)):
+            if not isinstance(value, (int, np.integer)) or value < low or (high is not None and value > high):
+                raise ModelError(f"{name} must be a whole number from {low}" + (f" to {high:,}" if high else " up")
+                                 + f", got {value!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ModelError(f"dropout must be in [0, 1), got {dropout!r}")
+        if not float(lr) > 0.0:
+            raise ModelError(f"lr must be above 0, got {lr!r}")
         self.activation = activation
         self.dropout = float(dropout)
         self.loss = loss
@@ -199,6 +216,27 @@ class MLPModel(Model):
         self.checkpoint_dir = checkpoint_dir
 
     # ------------------------------------------------------------------ fit
+    def _check_memory(self, n_in: int, group_sizes: list[int], dev) -> None:
+        """Refuse, before allocating, a network whose weights, gradients and Adam state
+        (4 float32 copies of the group in training, the weights of the others) would not
+        fit in the memory available now."""
+        widths = [n_in, *self.hidden]
+        hidden = sum(a * b + b for a, b in itertools.pairwise(widths))
+        per_group = [hidden + self.hidden[-1] * g + g for g in group_sizes]
+        params = sum(per_group)
+        need = 4 * params + 12 * max(per_group)
+        if dev.type == "cuda":
+            import torch
+
+            free = torch.cuda.mem_get_info(dev)[0]
+        else:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None
+        if free and need > 0.8 * free:
+            raise ModelError(f"a network of {params:,} weights ({n_in} -> {' -> '.join(map(str, self.hidden))} -> "
+                             f"{sum(group_sizes):,}) needs ~{need / 2**30:.1f} GiB for its weights, gradients and "
+                             f"optimizer state; {free / 2**30:.1f} GiB are free on {dev.type}: use narrower layers "
+                             "(hidden) or more target_groups trained one after another")
+
     def _groups(self, n_targets: int) -> list[np.ndarray]:
         g = max(1, min(self.target_groups, n_targets))
         return [a for a in np.array_split(np.arange(n_targets), g)]
@@ -209,6 +247,7 @@ class MLPModel(Model):
         dev = pick_device(self.device)
         self.device_used_ = str(dev)
         groups = self._groups(source.n_targets)
+        self._check_memory(source.n_landmarks, [len(g) for g in groups], dev)
         # in-memory data: standardize once and keep it (one block = a full shuffle each epoch)
         cache = source.materialize() if getattr(source.source, "in_memory", False) else None
         self.networks_, self.history_, self.best_epochs_ = [], [], []

@@ -49,9 +49,17 @@ def main() -> None:
         "wrong_orientation.csv": "sample," + ",".join(genes) + "\n" + "\n".join(
             f"S{i}," + ",".join(f"{v:.3f}" for v in np.random.default_rng(i).normal(8, 1, len(genes)))
             for i in range(40)) + "\n",
+        # a quote that opens a cell and never closes; a cell over the csv module's 128 KB
+        "stray_quote.csv": "gene,S0,S1,S2\n" + "L0,1,2,3\nL1,\"4,5,6\n"
+                           + "\n".join(f"{g},1,2,3" for g in genes[2:]) + "\n",
+        "long_cell.csv": "gene,S0,S1,S2\n" + "L0,1,2,3\nL1," + "7" * 140_000 + ",5,6\n",
+        # landmark lists as people write them: read (with a note), or refused with the reason
+        "bom_dup_landmarks.txt": "\ufeff" + "\n".join([*LANDMARKS, "L0", "L3"]) + "\n",
+        "one_line_landmarks.txt": ",".join(LANDMARKS) + "\n",
+        "one_id_landmarks.txt": "L0\n",
     }
     for name, text in files.items():
-        (HERE / name).write_text(text)
+        (HERE / name).write_text(text, encoding="utf-8")
     (HERE / "binary_garbage.tsv").write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)))
     data = gzip.compress(gct(10, 3, good_rows(genes)).encode() * 20)
     (HERE / "cut_off.gct.gz").write_bytes(data[: len(data) // 2])
