@@ -185,6 +185,11 @@ class TrainingJob:
     _thread: threading.Thread | None = field(default=None, repr=False)
     _poll_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def __post_init__(self) -> None:
+        from .store import check_run_name
+
+        check_run_name(self.name, self.runs_root if self.runs_root is not None else default_runs_dir())
+
     def start(self) -> TrainingJob:
         self.started = time.time()
         self._thread = threading.Thread(target=self._work, name=f"dgex-train-{self.name}", daemon=True)

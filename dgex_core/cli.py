@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,6 +76,7 @@ def _load_dataset(data: str, landmarks: str | None, allow_missing: bool, sample_
         m = open_matrix(data, progress=bar, landmark_ids=_list_ids(lm_list))
     finally:
         bar.close()
+    _print_reader_notes(m, sys.stderr)
     m = _normalized(m, normalize)
     if sample_sheet:
         from .io.sheets import read_sample_sheet
@@ -87,6 +89,17 @@ def _load_dataset(data: str, landmarks: str | None, allow_missing: bool, sample_
     if ds.coverage is not None:
         print(ds.coverage.summary(), file=sys.stderr)
     return ds, Path(data).name
+
+
+#: What a reader noted about a file that changes how its cells were read.
+READER_NOTES = ("decimal_comma",)
+
+
+def _print_reader_notes(m, stream) -> None:
+    notes = getattr(m.provenance, "notes", None) or {}
+    for key in READER_NOTES:
+        if notes.get(key):
+            print(f"{m.provenance.path}: note: {notes[key]}", file=stream)
 
 
 def _normalized(m, normalize: str | None):
@@ -207,6 +220,7 @@ def _cmd_inspect(args) -> int:
         bar.close()
     m = _normalized(m, args.normalize)
     print(f"{args.path}: {fmt}, {m.n_samples} samples x {m.n_genes} genes ({m.dtype})")
+    _print_reader_notes(m, sys.stdout)
     # statistics from a few blocks spread over the file (all of it when it is small)
     per_block = max(1, block_rows(m.n_genes, 8 * 2**20))
     n_blocks = min(8, -(-m.n_samples // per_block))
@@ -234,13 +248,16 @@ def _cmd_inspect(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .store import save_run
+    from .store import check_run_name, save_run
     from .training import evaluate_external, train_run
 
+    if args.name:  # refused now, not after the fit
+        check_run_name(args.name, args.runs_dir, overwrite=args.overwrite)
     ds, dname = _load_dataset(args.data, args.landmarks, args.allow_missing_landmarks, args.sample_sheet,
                               args.normalize)
     model = _model_from_args(args)
     name = args.name or f"{Path(dname).name.split('.')[0]}-{args.model}"
+    check_run_name(name, args.runs_dir, overwrite=args.overwrite)
     bar = _Bar(f"train {args.model}", "epoch" if args.model == "mlp" else "step")
     try:
         run = train_run(ds, model, name, val=args.val, test=args.test, seed=args.seed, group_by=args.group_by,
@@ -562,6 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .store import default_runs_dir
 
         args.runs_dir = str(default_runs_dir())
+    previous = _terminate_cleanly()
     try:
         return args.func(args)
     except (DgexError, OSError, ValueError) as e:
@@ -570,9 +588,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"dgex {args.command}: error: {msg}", file=sys.stderr)
         return 1
+    except MemoryError as e:
+        if args.debug:
+            raise
+        print(f"dgex {args.command}: error: out of memory ({e or 'an allocation failed'}); a smaller "
+              "--block-size or $DGEX_BLOCK_MB, or a machine with more memory", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print(f"dgex {args.command}: interrupted", file=sys.stderr)
+        print(f"dgex {args.command}: interrupted; nothing partial was left", file=sys.stderr)
         return 130
+    except _Terminated:
+        print(f"dgex {args.command}: terminated (SIGTERM); nothing partial was left", file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so every ``finally`` and discard runs."""
+
+
+def _terminate_cleanly():
+    """Turn SIGTERM into :class:`_Terminated` (the default kills the process at once,
+    leaving a half-written temporary behind); returns the previous handler, or None
+    when not in the main thread."""
+    def handler(signum, frame):
+        raise _Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (main() called from a thread)
+        return None
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["DataFormatError", "DatasetError", "DgexError", "LandmarkCoverageError", "ModelError"]
+__all__ = ["DataFormatError", "DatasetError", "DgexError", "LandmarkCoverageError", "ModelError", "OutputError"]
 
 
 class DgexError(Exception):
@@ -81,3 +81,8 @@ class LandmarkCoverageError(DatasetError):
 
 class ModelError(DgexError, ValueError):
     """A model was used wrongly (predict before fit, wrong genes) or a saved run is invalid."""
+
+
+class OutputError(DgexError, ValueError):
+    """An output cannot be written where asked: the name is a device, a FIFO, a socket or
+    a folder, or it is one of the command's own inputs."""

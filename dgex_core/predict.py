@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._atomic import output_target, refuse_input_as_output
 from .errors import ModelError
 from .export import gene_meta_path, open_block_writer, resolve_compression
 from .landmarks import LandmarkList, match_landmarks
@@ -347,6 +348,8 @@ def predict_file(
         For an unknown output format or a compression the format does not take.
     """
     input_path = Path(input_path)
+    refuse_input_as_output(output_path, input_path)
+    output_target(output_path)  # a device, FIFO or folder is refused before any work
     fmt, codec = resolve_compression(output_path, format, compression)
     genes = run.model.landmark_ids_.append(run.model.target_ids_)
     block_size = int(block_size) if block_size else default_block_size(len(genes))

@@ -105,6 +105,26 @@ class Run:
         return self.per_gene["well_inferred"].reindex(self.model.target_ids_).fillna(False).astype(bool)
 
 
+def check_run_name(name: str, root: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
+    """The folder a run named ``name`` will be saved to; call it before a long fit, so a
+    bad or taken name is refused before the work, not after.
+
+    Raises
+    ------
+    ModelError
+        If the name is not a plain folder name, or the run exists and ``overwrite`` is false.
+    """
+    if not _NAME.match(name):
+        raise ModelError(f"run name {name!r} must be letters, digits, '.', '_' or '-' (max 100), "
+                         "starting with a letter or digit")
+    root = Path(root) if root is not None else default_runs_dir()
+    target = root / name
+    if target.exists() and not overwrite:
+        raise ModelError(f"a run named {name!r} already exists in {root}; choose another name or overwrite it "
+                         "(--overwrite)")
+    return target
+
+
 def save_run(run: Run, root: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
     """Write ``run`` to ``root/run.name`` atomically and return the folder.
 
@@ -113,13 +133,7 @@ def save_run(run: Run, root: str | os.PathLike | None = None, *, overwrite: bool
     ModelError
         If the name is not a plain folder name, or the run exists and ``overwrite`` is false.
     """
-    if not _NAME.match(run.name):
-        raise ModelError(f"run name {run.name!r} must be letters, digits, '.', '_' or '-' (max 100), "
-                         "starting with a letter or digit")
-    root = Path(root) if root is not None else default_runs_dir()
-    target = root / run.name
-    if target.exists() and not overwrite:
-        raise ModelError(f"a run named {run.name!r} already exists in {root}; choose another name or overwrite it")
+    target = check_run_name(run.name, root, overwrite=overwrite)
     with atomic_dir(target, overwrite=overwrite) as tmp:
         run.model.save(tmp)
         config = {**run.config, "name": run.name, "family": run.model.family,

@@ -64,7 +64,10 @@ def test_killed_training_resumes_to_the_same_result(tmp_path, sig):
 
 
 @pytest.mark.slow
-def test_killed_predict_leaves_no_output_that_looks_complete(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_killed_predict_leaves_no_output_that_looks_complete(tmp_path, sig):
+    """SIGKILL leaves a hidden temporary at most, which the next write of that output
+    removes (its process is gone); SIGTERM and Ctrl-C leave nothing at all."""
     from dgex_core.io.gctx import GCTXWriter
     from dgex_core.matrix import ExpressionMatrix
     from dgex_core.models.linear import LinearModel
@@ -90,7 +93,21 @@ def test_killed_predict_leaves_no_output_that_looks_complete(tmp_path):
         time.sleep(0.02)
     time.sleep(0.5)
     assert proc.poll() is None, "prediction finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.send_signal(sig)
+    rc = proc.wait(timeout=60)
     assert not out.exists()  # only a hidden temporary file may remain, never pred.gctx
-    assert all(p.name.startswith(".pred.gctx") for p in tmp_path.iterdir() if "pred" in p.name)
+    left = [p for p in tmp_path.iterdir() if "pred" in p.name]
+    assert all(p.name.startswith(".pred.gctx") for p in left)
+    if sig == signal.SIGKILL:
+        assert left, "SIGKILL cannot clean up: the test expects a leftover to sweep"
+        small = tmp_path / "small.gctx"
+        with GCTXWriter(small, ds.landmark_ids) as w:
+            w.append(ExpressionMatrix(rng.normal(8, 2, (10, 20)).astype(np.float32),
+                                      [f"Q{i}" for i in range(10)], ds.landmark_ids))
+        subprocess.run([sys.executable, "-m", "dgex_core.cli", "predict", "lin", str(small), "-o", str(out)],
+                       env=env, check=True, capture_output=True, timeout=120)
+        assert out.exists()
+        assert [p.name for p in tmp_path.iterdir() if "pred" in p.name] == ["pred.gctx"]  # the dead one's swept
+    else:
+        assert rc == (143 if sig == signal.SIGTERM else 130)
+        assert not left  # removed on the way out

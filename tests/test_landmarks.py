@@ -35,10 +35,11 @@ def test_geneinfo_beta_feature_space(tmp_path):
     p = tmp_path / "geneinfo_beta.txt"
     p.write_text("gene_id\tgene_symbol\tensembl_id\tgene_title\tgene_type\tsrc\tfeature_space\n"
                  "750\tGAS8-AS1\tENSG00000221819\tx\tncRNA\tNCBI\tinferred\n"
-                 "6315\tATXN8OS\tENSG00000230223\tx\tncRNA\tNCBI\tlandmark\n")
+                 "6315\tATXN8OS\tENSG00000230223\tx\tncRNA\tNCBI\tlandmark\n"
+                 "5720\tPSME1\tENSG00000092010\tx\tprotein-coding\tNCBI\tlandmark\n")
     lm = read_landmarks(p)
-    assert lm.ids("entrez_id") == ["6315"]
-    assert lm.ids("ensembl_id") == ["ENSG00000230223"]
+    assert lm.ids("entrez_id") == ["6315", "5720"]
+    assert lm.ids("ensembl_id") == ["ENSG00000230223", "ENSG00000092010"]
 
 
 def test_one_id_per_line_with_header_and_comments(tmp_path):

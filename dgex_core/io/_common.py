@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import stat
 import zlib
 from pathlib import Path
 from typing import IO
@@ -40,6 +41,11 @@ def head_bytes(path: str | os.PathLike, n: int = 4096) -> bytes:
         raise DataFormatError(p, None, "file not found", "an existing file path")
     if p.is_dir():
         raise DataFormatError(p, None, "is a folder, not a file", "a file path")
+    mode = p.stat().st_mode
+    if not stat.S_ISREG(mode):  # reading a FIFO or a device would wait for a writer, or never end
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise DataFormatError(p, None, f"is {kind}, not a regular file; dgex reads files it can seek in",
+                              "a regular file (save the stream to a file first)")
     with open(p, "rb") as fh:
         raw = fh.read(n)
     if not raw:
@@ -132,26 +138,51 @@ def parse_float_row(
     DataFormatError
         Naming the line and column of the first cell that is not a number.
     """
-    try:
-        return np.asarray(cells, dtype=np.float64).astype(dtype, copy=False)
-    except ValueError:
-        pass
-    out = np.empty(len(cells), dtype=np.float64)
-    for j, c in enumerate(cells):
-        s = c.strip()
-        if s.lower() in _NUMBER_MISSING:
-            out[j] = np.nan
-            continue
+    def where(j: int) -> tuple[str, str]:
+        col = columns[j] if columns is not None else first_col + j
+        return f"line {lineno}, column {col}", (f" (column {names[j]!r})" if names is not None else "")
+
+    joined = "".join(cells)
+    # Python's float() also takes '7_5' (75) and non-ASCII digits ('٧', '７'): not numbers in a data file
+    plain = joined.isascii() and "_" not in joined
+    out = None
+    if plain:
         try:
-            out[j] = float(s)
+            out = np.asarray(cells, dtype=np.float64)
         except ValueError:
-            col = columns[j] if columns is not None else first_col + j
-            named = f" (column {names[j]!r})" if names is not None else ""
-            raise DataFormatError(
-                path, f"line {lineno}, column {col}", f"{s[:40]!r} is not a number{named}",
-                "a numeric value or a missing-value marker (NA, NaN, null, empty)",
-            ) from None
+            pass
+    if out is None:
+        out = np.empty(len(cells), dtype=np.float64)
+        for j, c in enumerate(cells):
+            s = c.strip()
+            if s.lower() in _NUMBER_MISSING:
+                out[j] = np.nan
+                continue
+            try:
+                if not s.isascii() or "_" in s:
+                    raise ValueError(s)
+                out[j] = float(s)
+            except ValueError:
+                place, named = where(j)
+                odd = " (digits other than 0-9, or '_')" if not s.isascii() or "_" in s else ""
+                raise DataFormatError(
+                    path, place, f"{s[:40]!r} is not a number{odd}{named}",
+                    "a numeric value or a missing-value marker (NA, NaN, null, empty)",
+                ) from None
+    if np.dtype(dtype) == np.float32:
+        with np.errstate(over="ignore"):
+            cast = out.astype(np.float32)
+        big = np.isinf(cast) & np.isfinite(out)  # finite, but float32 cannot hold it ('inf' stays inf)
+        if big.any():
+            j = int(np.flatnonzero(big)[0])
+            place, named = where(j)
+            raise DataFormatError(path, place, f"{cells[j].strip()[:40]!r} is beyond float32's range{named}",
+                                  f"values within +-{_FLOAT32_MAX:.3g} (expression values are far smaller; "
+                                  "read with dtype=float64 to keep it)")
     return out.astype(dtype, copy=False)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def missing_to_nan(values: np.ndarray) -> np.ndarray:

@@ -396,18 +396,32 @@ def _parse_block(cells: list[list[str]], n_text: int, p: Path, first_line: int, 
     """Values of a batch of split rows, genes x values; missing markers -> NaN."""
     flat = [c for row in cells for c in row[n_text:]]
     n = len(cells[0]) - n_text if cells else 0
-    try:
-        out = np.array(flat, dtype=np.float64)
-    except ValueError:
-        flat = ["nan" if is_missing_token(c) else c for c in flat]
+
+    def cell_by_cell():
+        # names the first bad cell, or reads what numpy's bulk parser does not (a number
+        # wrapped in other whitespace, e.g. '\x1c8.2'); checks float32's range per row
+        return np.concatenate([parse_float_row(row[n_text:], p, first_line + k, n_text + 1, dtype=dtype)
+                               for k, row in enumerate(cells)]).astype(np.float64)
+
+    joined = "".join(flat)
+    if not joined.isascii() or "_" in joined:  # float() would take '7_5' and non-ASCII digits
+        out = cell_by_cell()
+    else:
         try:
             out = np.array(flat, dtype=np.float64)
         except ValueError:
-            # cell by cell: names the first bad cell, or reads what numpy's bulk parser
-            # does not (a number wrapped in other whitespace, e.g. '\x1c8.2')
-            out = np.concatenate([parse_float_row(row[n_text:], p, first_line + k, n_text + 1, dtype=np.float64)
-                                  for k, row in enumerate(cells)])
+            flat = ["nan" if is_missing_token(c) else c for c in flat]
+            try:
+                out = np.array(flat, dtype=np.float64)
+            except ValueError:
+                out = cell_by_cell()
     out[out == -666] = np.nan
+    if dtype == np.float32:
+        with np.errstate(over="ignore"):
+            cast = out.astype(np.float32)
+        if (np.isinf(cast) & np.isfinite(out)).any():  # a finite value float32 cannot hold
+            cell_by_cell()  # raises, naming the line and column
+        return cast.reshape(len(cells), n)
     return out.reshape(len(cells), n).astype(dtype, copy=False)
 
 

@@ -81,6 +81,8 @@ def _is_number(s: str) -> bool | None:
     s = s.strip()
     if s.lower() in NUMBER_MISSING:
         return None
+    if not s.isascii() or "_" in s:  # float() takes '7_5' and non-ASCII digits; a data file does not
+        return False
     try:
         float(s)
     except ValueError:
@@ -99,6 +101,7 @@ class _Raw:
     meta: pd.DataFrame  # n_rows x n_meta_columns, indexed by row id
     id_column: str
     recorded: dict = field(default_factory=dict)  # what dgex's writer stored in a Parquet file
+    decimal_comma: list[str] = field(default_factory=list)  # value columns written 7,25 for 7.25
 
 
 def read_table(
@@ -174,6 +177,9 @@ def read_table(
     chosen, reason = _choose_orientation(raw, orientation, landmark_ids)
     notes = {"orientation": {"chosen": chosen, "reason": reason}, "id_column": raw.id_column,
              "meta_columns": [str(c) for c in raw.meta.columns]}
+    if raw.decimal_comma:
+        notes["decimal_comma"] = (f"{len(raw.decimal_comma)} value columns written with a decimal comma "
+                                  f"(e.g. {', '.join(raw.decimal_comma[:3])}): commas read as decimal points")
     prov = Provenance(str(path), fmt, tuple(raw.recorded.get("transforms", ())), notes)
     if chosen == "genes_x_samples":
         return ExpressionMatrix(np.ascontiguousarray(raw.values.T), raw.col_ids, raw.row_ids,
@@ -250,8 +256,42 @@ def _read_text(path: Path, delim: str, meta_columns: Sequence[str] | None, dtype
             header = ["", *header]
         names = [h.strip() for h in header]
         _check_header(path, header_line, names, delim)
+        comma = _decimal_comma_columns(names, buffered, meta_columns) if delim != "," else []
+        if comma:  # European spreadsheets: 7,25 for 7.25 (a comma cannot mean that in a CSV)
+            at = [names.index(c) for c in comma]
+
+            def points(item):
+                n, cells = item
+                cells = list(cells)
+                for j in at:
+                    if j < len(cells):
+                        cells[j] = cells[j].replace(",", ".")
+                return n, cells
+
+            rows = map(points, rows)
+            buffered = [points(b) for b in buffered]
         numeric, meta = _classify_columns(path, header_line, names, buffered, meta_columns)
-        return _parse_text_rows(path, names, numeric, meta, itertools.chain(buffered, rows), dtype)
+        raw = _parse_text_rows(path, names, numeric, meta, itertools.chain(buffered, rows), dtype)
+        raw.decimal_comma = comma
+        return raw
+
+
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+(?:[eE][+-]?\d+)?$")
+
+
+def _decimal_comma_columns(names, buffered, meta_columns) -> list[str]:
+    """Header names of the columns whose cells are mostly numbers with a decimal comma
+    (``7,25``, ``-0,5``), from the first rows; empty when there are none."""
+    forced = set(meta_columns or ())
+    found = []
+    for j in range(1, len(names)):
+        if names[j] in forced or _is_annotation_name(names[j]):
+            continue
+        cells = [cells[j].strip() for _, cells in buffered if j < len(cells)]
+        cells = [c for c in cells if c and c.lower() not in NUMBER_MISSING]
+        if cells and sum(bool(_DECIMAL_COMMA.match(c)) for c in cells) > len(cells) / 2:
+            found.append(names[j])
+    return found
 
 
 def _check_header(path: Path, header_line: int, names: list[str], delim: str) -> None:

@@ -373,3 +373,39 @@ def test_minus_666_is_a_number_in_plain_tables_whatever_else_is_on_the_row(tmp_p
     lines = ["id,S1,S2", "g1,-666,NA", "g2,-666,1"]
     m = read_table(write_text(tmp_path / "t.csv", lines), orientation="genes_x_samples")
     np.testing.assert_array_equal(m.values, [[-666, -666], [np.nan, 1]])
+
+
+def test_decimal_commas_are_read_as_decimal_points_with_a_note(tmp_path):
+    """A TSV column written by a European spreadsheet (7,25) was read as text and the
+    sample vanished into the metadata; now its numbers are read, and the file says so.
+    Text columns keep their commas."""
+    p = tmp_path / "dc.tsv"
+    p.write_text("gene\tDescription\tS1\tS2\tS3\n"
+                 "L0\tkinase, putative\t7.25\t7,5\t1.0\n"
+                 "L1\tx\t6.1\t-0,25\t2\n"
+                 "L2\ty\t1\t2,0e1\t3\n")
+    m = read(p)
+    assert m.sample_ids.tolist() == ["S1", "S2", "S3"]
+    np.testing.assert_allclose(m.values[1], [7.5, -0.25, 20.0])
+    assert m.gene_meta["Description"].tolist() == ["kinase, putative", "x", "y"]
+    assert "decimal comma (e.g. S2)" in m.provenance.notes["decimal_comma"]
+    every = tmp_path / "all.tsv"
+    every.write_text("gene\tS1\tS2\nL0\t7,25\t7,5\nL1\t6,1\t-0,25\n")
+    np.testing.assert_allclose(read(every).values, [[7.25, 6.1], [7.5, -0.25]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["7_5", "\u0667", "\uff17", "1_000"])
+def test_numbers_pythons_float_takes_but_a_file_does_not_mean_are_refused(tmp_path, cell):
+    p = tmp_path / "odd.csv"
+    p.write_text(f"gene,S0,S1\nL0,1,2\nL1,{cell},3\nL2,4,5\n")
+    with pytest.raises(DataFormatError, match="line 3, column 2"):
+        read(p, orientation="genes_x_samples")
+
+
+def test_a_value_beyond_float32_is_refused_not_turned_into_infinity(tmp_path):
+    p = tmp_path / "big.csv"
+    p.write_text("gene,S0,S1\nL0,1,2\nL1,1e39,3\nL2,inf,-inf\n")
+    with pytest.raises(DataFormatError, match="line 3, column 2.*beyond float32"):
+        read(p)
+    m = read(p, dtype=np.float64)
+    assert m.values[0, 1] == 1e39 and np.isinf(m.values[1, 2])

@@ -53,6 +53,16 @@ def main() -> None:
         "stray_quote.csv": "gene,S0,S1,S2\n" + "L0,1,2,3\nL1,\"4,5,6\n"
                            + "\n".join(f"{g},1,2,3" for g in genes[2:]) + "\n",
         "long_cell.csv": "gene,S0,S1,S2\n" + "L0,1,2,3\nL1," + "7" * 140_000 + ",5,6\n",
+        # numbers Python's float() takes but a data file does not mean: 7_5 (75), Arabic-Indic and
+        # full-width digits; a value beyond float32; a column written with decimal commas (read)
+        "underscore_digits.csv": "gene,S0,S1,S2\n" + "L0,1,2,3\nL1,4,7_5,6\n",
+        "arabic_digits.tsv": "gene\tS0\tS1\nL0\t1\t2\nL1\t\u0667\t3\n",
+        "fullwidth_digits.tsv": "gene\tS0\tS1\nL0\t1\t2\nL1\t\uff17\t3\n",
+        "float32_overflow.gct": gct(10, 3, [*good_rows(genes[:6]), row("T0", [1.0, "1e39", 2.0]), *good_rows(genes[7:])]),
+        "decimal_comma.tsv": "gene\t" + "\t".join(f"S{i}" for i in range(40)) + "\n" + "\n".join(
+            g + "\t" + "\t".join((f"{v:.3f}".replace(".", ",") if i == 7 else f"{v:.3f}")
+                                  for i, v in enumerate(np.random.default_rng(k).normal(8, 1, 40)))
+            for k, g in enumerate(genes)) + "\n",
         # landmark lists as people write them: read (with a note), or refused with the reason
         "bom_dup_landmarks.txt": "\ufeff" + "\n".join([*LANDMARKS, "L0", "L3"]) + "\n",
         "one_line_landmarks.txt": ",".join(LANDMARKS) + "\n",
