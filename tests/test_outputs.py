@@ -94,7 +94,7 @@ def test_outputs_and_runs_take_the_users_umask(setup):
 
 
 def test_a_taken_run_name_is_refused_before_the_fit(setup):
-    tmp, _, env = setup
+    _, _, env = setup
     t0 = time.perf_counter()
     out = _dgex("train", "--data", "demo:3000x300", "--model", "mlp", "--name", "lin", env=env)
     assert out.returncode == 1 and "already exists" in out.stderr, out.stderr

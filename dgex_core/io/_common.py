@@ -3,6 +3,7 @@ magic bytes, parsing numbers with missing-value markers."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -79,15 +80,63 @@ def open_text(path: str | os.PathLike) -> IO[str]:
     return open(p, encoding="utf-8-sig", errors="replace", newline=None)
 
 
+def _env_number(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+
+
+def max_expansion() -> float:
+    """How many times its compressed size a gzip text file may expand to
+    (``$DGEX_MAX_EXPANSION``, default 200; expression tables expand 3-30x, a
+    decompression bomb thousands of times), beyond a first :data:`EXPANSION_ALLOWANCE`."""
+    return _env_number("DGEX_MAX_EXPANSION", 200.0)
+
+
+#: Text any gzip file may expand to whatever its ratio (small files compress well).
+EXPANSION_ALLOWANCE = 64 * 2**20
+
+
+def max_line_chars() -> int:
+    """Longest line a text reader accepts (``$DGEX_MAX_LINE_MB``, default 64 MB: ~6
+    million cells), so one line without an end cannot fill memory."""
+    return int(_env_number("DGEX_MAX_LINE_MB", 64.0) * 2**20)
+
+
+def max_text_chars(path: str | os.PathLike) -> int | None:
+    """The most text ``path`` may hold once decompressed (None for an uncompressed file,
+    whose size is its bound)."""
+    p = Path(path)
+    if not is_gzip(p):
+        return None
+    return int(p.stat().st_size * max_expansion()) + EXPANSION_ALLOWANCE
+
+
+def text_size_bound(path: str | os.PathLike) -> int:
+    """Characters of text ``path`` can give at most: its size, or its decompression limit."""
+    bound = max_text_chars(path)
+    return Path(path).stat().st_size if bound is None else bound
+
+
 class TextLines:
     """Iterate over a text file's lines with their 1-based line numbers.
 
     Wraps gzip errors (a truncated ``.gz``) into :class:`DataFormatError` naming the
-    line where the stream broke.
+    line where the stream broke. Bounded: a gzip file that expands more than
+    :func:`max_expansion` times, or a line longer than :func:`max_line_chars`, ends
+    in a :class:`DataFormatError` saying which limit and how to raise it.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        self._limit = max_text_chars(self.path)
+        self._line_limit = max_line_chars()
+        self._chars = 0
+        # lines cost Python time to parse: a gzip of millions of identical short rows takes
+        # minutes, so lines are bounded too (a genuine row compresses to well over 8 bytes)
+        self._line_count_limit = (int((100_000 + self.path.stat().st_size // 8) * max_expansion() / 200)
+                                  if self._limit is not None else None)
         self._fh = open_text(self.path)
         self.lineno = 0
 
@@ -102,7 +151,7 @@ class TextLines:
 
     def __next__(self) -> str:
         try:
-            line = self._fh.readline()
+            line = self._fh.readline(self._line_limit + 1)
         except (OSError, EOFError, zlib.error) as e:
             raise DataFormatError(
                 self.path, f"line {self.lineno + 1}", f"the compressed stream is cut off or damaged ({e})",
@@ -111,6 +160,20 @@ class TextLines:
         if not line:
             raise StopIteration
         self.lineno += 1
+        if len(line) > self._line_limit:
+            raise DataFormatError(
+                self.path, f"line {self.lineno}", f"the line is longer than {self._line_limit / 2**20:.0f} MB",
+                "lines of a table (set DGEX_MAX_LINE_MB to allow longer ones)")
+        self._chars += len(line)
+        if self._limit is not None and (self._chars > self._limit or self.lineno > self._line_count_limit):
+            size = self.path.stat().st_size
+            what = (f"{self._chars / 2**20:,.0f} MB of text" if self._chars > self._limit
+                    else f"{self.lineno:,} lines")
+            raise DataFormatError(
+                self.path, f"line {self.lineno}",
+                f"the gzip file ({size:,} bytes) expands to more than {what}, more than a compression ratio of "
+                f"{max_expansion():g} allows (a decompression bomb?)",
+                "an expression table (set DGEX_MAX_EXPANSION to a larger ratio if the file is genuine)")
         return line.rstrip("\r\n")
 
     def next_line(self, expected: str) -> str:
@@ -147,10 +210,8 @@ def parse_float_row(
     plain = joined.isascii() and "_" not in joined
     out = None
     if plain:
-        try:
+        with contextlib.suppress(ValueError):
             out = np.asarray(cells, dtype=np.float64)
-        except ValueError:
-            pass
     if out is None:
         out = np.empty(len(cells), dtype=np.float64)
         for j, c in enumerate(cells):

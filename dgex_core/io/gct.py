@@ -60,7 +60,7 @@ import pandas as pd
 from .._atomic import atomic_path
 from ..errors import DataFormatError, DatasetError
 from ..matrix import ExpressionMatrix, Provenance
-from ._common import MISSING_TOKENS, TextLines, head_bytes, parse_float_row
+from ._common import MISSING_TOKENS, TextLines, head_bytes, parse_float_row, text_size_bound
 
 __all__ = ["coerce_meta_column", "format_values", "read_gct", "write_gct"]
 
@@ -278,6 +278,13 @@ def _read_header(lines: TextLines, p: Path) -> _Header:
     _check_names(names, p, "line 3", "row-metadata field")
     sample_ids = [c.strip() for c in cells[1 + n_row_meta :]]
     _check_ids(sample_ids, p, "sample", lambda j: f"line 3, column {2 + n_row_meta + j}")
+    # a row holds at least one character and a tab per cell: the file's (decompressed)
+    # size bounds how many rows it can have, whatever line 2 claims
+    most = text_size_bound(p) // (2 * expected) + 1
+    if n_genes > most:
+        raise DataFormatError(
+            p, "line 2", f"declares {n_genes:,} rows, but this file can hold at most {most:,} rows of "
+            f"{expected} cells", "the number of data rows on line 2 (fix it, or the file is cut off)")
     header = _Header(version, n_genes, n_samples, names, sample_ids)
     header.col_meta = _read_col_meta(lines, p, header, n_col_meta)
     return header

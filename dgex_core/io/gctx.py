@@ -268,6 +268,7 @@ class GCTXFile:
             self._ds = self._node(MATRIX, h5py.Dataset)
             self._id_ds = {"row": self._node(f"{ROW}/id", h5py.Dataset), "col": self._node(f"{COL}/id", h5py.Dataset)}
             self._check_shapes()
+            self._check_written()
         except BaseException:
             self._h5.close()
             raise
@@ -315,6 +316,29 @@ class GCTXFile:
                 f"for a {MATRIX} of shape {ds.shape}{hint}",
                 f"{n_g} gene ids and {n_s} sample ids (the matrix is stored samples x genes)",
             )
+
+    def _check_written(self) -> None:
+        """Refuse a matrix whose declared size the file never stored: HDF5 reads chunks
+        never written as zeros, so a 5 MB file declaring 3,000,000 samples would be
+        read (and predicted) as millions of all-zero profiles."""
+        ds = self._ds
+        if ds.size == 0:
+            return
+        if ds.chunks is None:
+            if ds.id.get_storage_size() == 0:
+                raise DataFormatError(self.path, MATRIX, f"the {ds.shape[0]:,} x {ds.shape[1]:,} matrix was "
+                                      "declared but never written (no storage allocated)",
+                                      "a complete GCTX file (was its writer interrupted?)")
+            return
+        n_chunks = 1
+        for n, c in zip(ds.shape, ds.chunks, strict=True):
+            n_chunks *= -(-n // c)
+        written = ds.id.get_num_chunks()
+        if written < n_chunks:
+            raise DataFormatError(
+                self.path, MATRIX, f"{n_chunks - written:,} of the {n_chunks:,} chunks of the {ds.shape[0]:,} x "
+                f"{ds.shape[1]:,} matrix were never written (HDF5 would read them as zeros)",
+                "a complete GCTX file (was its writer interrupted?)")
 
     # ----------------------------------------------------------- ids, meta
     @property

@@ -405,7 +405,7 @@ def test_numbers_pythons_float_takes_but_a_file_does_not_mean_are_refused(tmp_pa
 def test_a_value_beyond_float32_is_refused_not_turned_into_infinity(tmp_path):
     p = tmp_path / "big.csv"
     p.write_text("gene,S0,S1\nL0,1,2\nL1,1e39,3\nL2,inf,-inf\n")
-    with pytest.raises(DataFormatError, match="line 3, column 2.*beyond float32"):
+    with pytest.raises(DataFormatError, match=r"line 3, column 2.*beyond float32"):
         read(p)
     m = read(p, dtype=np.float64)
     assert m.values[0, 1] == 1e39 and np.isinf(m.values[1, 2])
