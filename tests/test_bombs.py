@@ -111,6 +111,6 @@ def test_a_sparse_h5ad_of_200000_samples_is_read_sparse_not_densified(tmp_path):
                         var=pd.DataFrame(index=[f"g{i}" for i in range(g)]))
     a.write_h5ad(tmp_path / "sparse.h5ad")
     (tmp_path / "lm.txt").write_text("g1\ng2\ng3\n")
-    out, s = _inspect(tmp_path / "sparse.h5ad", "--landmarks", tmp_path / "lm.txt")  # dense: 16.6 GiB
+    out, _ = _inspect(tmp_path / "sparse.h5ad", "--landmarks", tmp_path / "lm.txt")  # dense: 16.6 GiB
     assert out.returncode == 0, out.stderr
     assert "200000 samples x 22283 genes" in out.stdout and "3 of 3 landmarks present" in out.stdout
