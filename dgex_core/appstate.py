@@ -689,12 +689,14 @@ class PredictPreview:
 
 def in_run_units(run: Run, matrix: ExpressionMatrix) -> ExpressionMatrix:
     """``matrix`` normalized per sample as the run's training data were (log2 CPM for a
-    run trained on counts); unchanged otherwise."""
-    from .preprocess import LOG2CPM, log2_cpm
+    run trained on counts, log2(x+1) for one trained on TPM); unchanged otherwise."""
+    from .preprocess import NORMALIZATIONS
 
-    if run.config.get("normalize") != "log2cpm" or LOG2CPM in matrix.provenance.transforms:
+    name = run.config.get("normalize")
+    if name not in NORMALIZATIONS or NORMALIZATIONS[name][1] in matrix.provenance.transforms:
         return matrix
-    return matrix.with_values(log2_cpm(matrix.values), LOG2CPM)
+    fn, label = NORMALIZATIONS[name]
+    return matrix.with_values(fn(matrix.values), label)
 
 
 def predict_preview(run: Run, matrix: ExpressionMatrix, n_preview: int = 20, clip: bool = True) -> PredictPreview:

@@ -102,15 +102,38 @@ def _print_reader_notes(m, stream) -> None:
             print(f"{m.provenance.path}: note: {notes[key]}", file=stream)
 
 
-def _normalized(m, normalize: str | None):
-    """The matrix through the chosen per-sample normalization (``log2cpm``), recorded in its provenance."""
-    if not normalize or normalize == "none":
-        return m
-    from .preprocess import LOG2CPM, log2_cpm
+def _normalized(m, normalize: str | None, check: bool = True):
+    """The matrix through the chosen per-sample normalization (``log2cpm``, ``log2``),
+    recorded in its provenance. Not chosen (None) and ``check``: values that look
+    unlogged (counts, TPM, intensities) are refused with the choices, since a model of
+    log2 expression trained or scored on them is silently wrong; ``none`` takes the
+    values as they are."""
+    from .preprocess import NORMALIZATIONS
 
-    if normalize != "log2cpm":
-        raise DgexError(f"--normalize {normalize}: use none or log2cpm")
-    return m.with_row_transform(log2_cpm, LOG2CPM)
+    if normalize == "none":
+        return m
+    if not normalize:
+        problem = _scale_problem(m) if check else None
+        if problem:
+            raise DgexError(f"{m.provenance.path}: {problem}: choose --normalize log2cpm (counts), --normalize "
+                            "log2 (TPM, FPKM, linear intensities: log2(x+1)) or --normalize none (as they are)")
+        return m
+    if normalize not in NORMALIZATIONS:
+        raise DgexError(f"--normalize {normalize}: use none, {' or '.join(NORMALIZATIONS)}")
+    fn, label = NORMALIZATIONS[normalize]
+    return m.with_row_transform(fn, label)
+
+
+def _scale_problem(m) -> str | None:
+    """:func:`~dgex_core.preprocess.scale_problem` on a few blocks spread over ``m``."""
+    import numpy as np
+
+    from .preprocess import scale_problem
+
+    if m.n_samples == 0:
+        return None
+    rows = np.unique(np.linspace(0, m.n_samples - 1, min(m.n_samples, 400)).astype(int))
+    return scale_problem(m.read(rows))
 
 
 def _positive_int(text: str) -> int:
@@ -218,9 +241,12 @@ def _cmd_inspect(args) -> int:
         m = open_matrix(args.path, progress=bar, landmark_ids=_list_ids(lm_list))
     finally:
         bar.close()
-    m = _normalized(m, args.normalize)
+    m = _normalized(m, args.normalize, check=False)
     print(f"{args.path}: {fmt}, {m.n_samples} samples x {m.n_genes} genes ({m.dtype})")
     _print_reader_notes(m, sys.stdout)
+    problem = None if args.normalize else _scale_problem(m)
+    if problem:
+        print(f"note: {problem}; train with --normalize log2cpm (counts) or --normalize log2 (TPM, intensities)")
     # statistics from a few blocks spread over the file (all of it when it is small)
     per_block = max(1, block_rows(m.n_genes, 8 * 2**20))
     n_blocks = min(8, -(-m.n_samples // per_block))
@@ -481,7 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("path", help="GCT, GCTX, GEO series matrix / SOFT, CSV/TSV/Parquet, h5ad or ARCHS4 file")
     i.add_argument("--landmarks", help="landmark list (LINCS gene info, L1000 GCT/GCTX, one id per line)")
     i.add_argument("--max-missing", type=int, default=20, help="missing landmarks to list (default 20)")
-    i.add_argument("--normalize", choices=["none", "log2cpm"], help="per-sample normalization (counts: log2cpm)")
+    i.add_argument("--normalize", choices=["none", "log2cpm", "log2"],
+                   help="per-sample normalization (counts: log2cpm; TPM, intensities: log2)")
     i.set_defaults(func=_cmd_inspect)
 
     t = sub.add_parser("train", parents=[runs_dir], help="train a model and write a run folder")
@@ -490,9 +517,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--landmarks", help="landmark list (required with a file)")
     t.add_argument("--model", choices=["linear", "knn", "mlp"], default="linear", help="model family (default linear)")
     t.add_argument("--config", help="JSON or TOML file of model settings (optionally under a [linear]/[knn]/[mlp] key)")
-    t.add_argument("--normalize", choices=["none", "log2cpm"],
+    t.add_argument("--normalize", choices=["none", "log2cpm", "log2"],
                    help="per-sample normalization of the whole profile before anything else: log2cpm = "
-                        "log2(counts per million + 1), for RNA-seq counts such as ARCHS4 (recorded in the run)")
+                        "log2(counts per million + 1), for RNA-seq counts such as ARCHS4; log2 = log2(x+1), for "
+                        "TPM, FPKM or linear intensities; none = as they are (recorded in the run; without it, "
+                        "values that look unlogged are refused)")
     t.add_argument("--input-transform", choices=["none", "log2", "quantile", "log2+quantile"],
                    help="landmark preprocessing before standardization (default none)")
     t.add_argument("--name", help="run name (default: <data>-<model>)")
@@ -515,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", help="external expression file with measured targets")
     e.add_argument("--quantile", action="store_true", help="quantile-normalize it to the training distribution")
     e.add_argument("--per-gene", help="write per-gene metrics to this CSV/TSV")
-    e.add_argument("--normalize", choices=["none", "log2cpm"],
+    e.add_argument("--normalize", choices=["none", "log2cpm", "log2"],
                    help="per-sample normalization of --data (default: the run's own)")
     e.set_defaults(func=_cmd_evaluate)
 
@@ -532,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--no-clip", action="store_true",
                     help="keep inferred values outside the range of the training targets (default: clip them to it "
                          "and count them per sample in n_clipped)")
-    pr.add_argument("--normalize", choices=["none", "log2cpm"],
+    pr.add_argument("--normalize", choices=["none", "log2cpm", "log2"],
                     help="per-sample normalization of the input (default: the run's own, e.g. log2cpm for a run "
                          "trained on counts)")
     pr.add_argument("--missing", choices=["refuse", "impute"], default="refuse",

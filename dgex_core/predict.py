@@ -203,20 +203,31 @@ def output_gene_meta(run: Run, clip: tuple[float, float] | None = None) -> pd.Da
     return meta
 
 
-def _blocks(path: Path, block_size: int, normalize: str | None = None, landmark_ids=None
-            ) -> Iterator[tuple[ExpressionMatrix, pd.Index, pd.DataFrame]]:
+def _blocks(path: Path, block_size: int, normalize: str | None = None, landmark_ids=None,
+            expect_unlogged: bool | None = None) -> Iterator[tuple[ExpressionMatrix, pd.Index, pd.DataFrame]]:
     """The input by blocks of samples, whatever its format (:func:`dgex_core.io.open_matrix`):
     GCTX, h5ad and ARCHS4 read block by block, other formats through the on-disk cache
     (a table's orientation decided by the run's ``landmark_ids``).
-    ``normalize="log2cpm"`` applies the run's per-sample counts normalization."""
+    ``normalize`` (``"log2cpm"``, ``"log2"``) applies a per-sample normalization of
+    :data:`~dgex_core.preprocess.NORMALIZATIONS`. ``expect_unlogged`` (True: counts or
+    linear values expected, False: log-scaled) checks the input's first samples and
+    refuses a file on the other scale."""
     from .io import open_matrix
+    from .preprocess import NORMALIZATIONS, scale_problem
 
     m = open_matrix(path, landmark_ids=landmark_ids)
     try:
-        if normalize == "log2cpm":
-            from .preprocess import LOG2CPM, log2_cpm
-
-            m = m.with_row_transform(log2_cpm, LOG2CPM)
+        if expect_unlogged is not None and m.n_samples:
+            problem = scale_problem(m.read(np.arange(min(m.n_samples, 200))))
+            if expect_unlogged is False and problem:
+                raise ModelError(f"{path}: {problem}; the run was trained on log-scaled values: give log2 data, "
+                                 "or --normalize log2cpm (counts) / log2 (TPM, intensities) to log these first")
+            if expect_unlogged is True and not problem:
+                raise ModelError(f"{path}: the values look log-scaled already, but the run logs its input "
+                                 f"({normalize}): give the raw values, or --normalize none if they are raw")
+        if normalize in NORMALIZATIONS:
+            fn, label = NORMALIZATIONS[normalize]
+            m = m.with_row_transform(fn, label)
         for sl, values in m.iter_blocks(block_size):
             yield (ExpressionMatrix(values, m.sample_ids[sl], m.gene_ids, m.sample_meta.iloc[sl],
                                     m.gene_meta, m.provenance), m.gene_ids, m.gene_meta)
@@ -329,7 +340,9 @@ def predict_file(
         Per-sample normalization of the input: ``"run"`` (default) applies the one the
         run was trained with (``log2cpm`` for a run trained on counts, so counts are
         predicted from as they were trained on; the measured landmarks in the output
-        are then in log2 CPM), ``"log2cpm"`` or ``None`` / ``"none"`` force it.
+        are then in log2 CPM) and refuses an input on the other scale (counts given to
+        a run trained on log2 values, or log2 values to a run that logs its input);
+        ``"log2cpm"``, ``"log2"`` or ``None`` / ``"none"`` force it, unchecked.
 
     Returns
     -------
@@ -361,11 +374,13 @@ def predict_file(
     spare: collections.deque = collections.deque()
     in_flight: collections.deque = collections.deque()
     written = threading.Semaphore(0)
+    expect_unlogged = None
     if normalize == "run":
         normalize = run.config.get("normalize")
-    if normalize not in (None, "none", "log2cpm"):
-        raise ValueError(f"normalize must be 'run', 'log2cpm' or 'none', got {normalize!r}")
-    reader = _Prefetch(_blocks(input_path, block_size, normalize, run.model.landmark_ids_))  # reading overlaps computing, too
+        expect_unlogged = normalize is not None  # the input checked against the scale the run was trained on
+    if normalize not in (None, "none", "log2cpm", "log2"):
+        raise ValueError(f"normalize must be 'run', 'log2cpm', 'log2' or 'none', got {normalize!r}")
+    reader = _Prefetch(_blocks(input_path, block_size, normalize, run.model.landmark_ids_, expect_unlogged))  # reading overlaps computing, too
     try:
         for block, gene_ids, gene_meta in reader:
             if lm_pos is None:

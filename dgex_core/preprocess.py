@@ -32,20 +32,57 @@ from .errors import DatasetError, ModelError
 from .matrix import ExpressionMatrix
 
 __all__ = [
+    "LOG2",
     "LOG2CPM",
+    "NORMALIZATIONS",
     "Log2Transform",
     "Pipeline",
     "QuantileNormalizer",
     "Standardizer",
     "collapse_probes",
     "log2_cpm",
+    "log2_plus1",
     "looks_unlogged",
+    "normalization_of",
+    "scale_problem",
     "step_from_state",
 ]
 
 
 #: How the per-sample counts normalization is recorded in a matrix's provenance and a run.
 LOG2CPM = "log2(CPM+1)"
+
+#: How the plain log transform (TPM, FPKM, linear-scale intensities) is recorded.
+LOG2 = "log2(x+1)"
+
+
+def log2_plus1(values: np.ndarray) -> np.ndarray:
+    """log2(x + 1) of a samples x genes block (TPM, FPKM, linear intensities); float32 out."""
+    X = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.log2(X + 1.0).astype(np.float32)
+
+
+def normalization_of(transforms) -> str | None:
+    """The normalization name (``log2cpm``, ``log2``) a matrix's provenance records, or None."""
+    for name, (_, label) in NORMALIZATIONS.items():
+        if label in transforms:
+            return name
+    return None
+
+
+def scale_problem(values: np.ndarray) -> str | None:
+    """Why ``values`` (a sample of a file's samples x genes values) look unlogged, in
+    words with the quantiles (:func:`looks_unlogged`'s rule), or None when they look
+    log-scaled."""
+    if not looks_unlogged(values):
+        return None
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    q50, q99, q100 = np.quantile(v, [0.5, 0.99, 1.0])
+    counts = bool(np.all(v >= 0) and np.all(v == np.round(v)))
+    return (f"the values look unlogged (median {q50:,.4g}, 99th percentile {q99:,.4g}, max {q100:,.4g}"
+            + (", whole numbers: counts" if counts else "") + "), while log2 expression lies within ~0-20")
 
 
 def log2_cpm(counts: np.ndarray) -> np.ndarray:
@@ -61,6 +98,11 @@ def log2_cpm(counts: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.log2(X * (1e6 / np.where(lib > 0, lib, 1.0)) + 1.0)
     return out.astype(np.float32)
+
+
+#: The per-sample normalizations a file can be read through: name -> (function on a
+#: samples x genes block, the transform recorded in its provenance and in a run).
+NORMALIZATIONS = {"log2cpm": (log2_cpm, LOG2CPM), "log2": (log2_plus1, LOG2)}
 
 
 def looks_unlogged(X: np.ndarray) -> bool:

@@ -30,7 +30,7 @@ from .errors import ModelError
 from .evaluate import Evaluation, evaluate_model
 from .lazy import LazyMatrix, LazyRows, _Delegate, block_rows, sample_positions
 from .models.base import Model, Progress
-from .preprocess import LOG2CPM, QuantileNormalizer
+from .preprocess import QuantileNormalizer, normalization_of
 from .store import Run
 from .trust import DistributionCheck
 
@@ -202,7 +202,7 @@ def train_run(
             "train_ids_sha": _ids_digest(split.train.sample_ids), "val_ids_sha": _ids_digest(split.val.sample_ids),
             "test_ids_sha": _ids_digest(split.test.sample_ids),
         },
-        "normalize": "log2cpm" if LOG2CPM in dataset.provenance.transforms else None,
+        "normalize": normalization_of(dataset.provenance.transforms),
         "n_landmarks": len(model.landmark_ids_),
         "n_targets": len(model.target_ids_),
         "well_inferred_r": well_inferred_r,

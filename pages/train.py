@@ -57,7 +57,12 @@ with tab_new:
         settings["activation"] = c[4].selectbox("Activation", ["relu", "tanh", "sigmoid"], key="mlp_activation")
     taken = [*runs(), *([job.name] if job is not None else [])]
     default_name = appstate.unique_run_name(f"{ss['dataset_label']}-{family}", taken)
-    name = st.text_input("Run name", default_name, key=f"train_name_{default_name}")
+    # one widget whose value follows the suggested name (a key per suggestion left two
+    # "Run name" boxes on the page for a moment while it redrew)
+    if ss.get("train_name_default") != default_name or "train_name" not in ss:  # (widget state is dropped off-page)
+        ss["train_name_default"] = default_name
+        ss["train_name"] = default_name
+    name = st.text_input("Run name", key="train_name")
     if busy:
         st.caption(f"**{job.name}** is training: stop it or wait for it to end to start another.")
     if st.button("Train", type="primary", disabled=busy, key="train_start"):
