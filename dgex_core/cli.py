@@ -79,10 +79,12 @@ def _load_dataset(data: str, landmarks: str | None, allow_missing: bool, sample_
     _print_reader_notes(m, sys.stderr)
     m = _normalized(m, normalize)
     if sample_sheet:
-        from .io.sheets import read_sample_sheet
+        from .io.sheets import read_sample_sheet, sheet_for_samples
 
-        sheet = read_sample_sheet(sample_sheet)
-        m = m.with_sample_meta(sheet.reindex(m.sample_ids))
+        rows, note = sheet_for_samples(read_sample_sheet(sample_sheet), m.sample_ids, sample_sheet)
+        if note:
+            print(note, file=sys.stderr)
+        m = m.with_sample_meta(rows)
     for note in lm_list.notes:
         print(f"{landmarks}: {note}", file=sys.stderr)
     ds = Dataset.from_matrix(m, lm_list, allow_missing=allow_missing)

@@ -80,6 +80,31 @@ def well_inferred_flags(pearson: pd.Series, n_samples: int, r_min: float = WELL_
     return pd.Series((np.nan_to_num(r, nan=-1.0) >= r_min) & (p < p_max), index=pearson.index, name="well_inferred")
 
 
+def missing_values_report(dataset: Dataset, split: Split) -> str:
+    """Where the training and validation samples hold missing or infinite values: the
+    file, how many samples and genes, the first of each; read block by block (called
+    when a fit has failed on them, so the extra pass costs nothing otherwise)."""
+    bad_samples: list[str] = []
+    n_bad = 0
+    genes = dataset.landmark_ids.append(dataset.target_ids)
+    bad_genes = np.zeros(len(genes), bool)
+    for part in (split.train, split.val):
+        bs = block_rows(part.n_landmarks + part.n_targets)
+        for s0 in range(0, part.n_samples, bs):
+            sl = slice(s0, min(s0 + bs, part.n_samples))
+            v = np.hstack([np.asarray(part.landmarks[sl]), np.asarray(part.targets[sl])])
+            bad = ~np.isfinite(v)
+            rows = bad.any(axis=1)
+            n_bad += int(rows.sum())
+            bad_samples.extend(part.sample_ids[sl][rows][: max(0, 5 - len(bad_samples))].tolist())
+            bad_genes |= bad.any(axis=0)
+    where = dataset.provenance.path or "the data"
+    g = genes[bad_genes]
+    return (f"{where}: missing (NaN) or infinite values in {n_bad:,} training / validation samples (e.g. "
+            f"{', '.join(map(str, bad_samples))}) and {len(g):,} genes (e.g. {', '.join(map(str, g[:5]))}); "
+            "drop those samples or genes, or fill them (e.g. with each gene's training mean) before training")
+
+
 def train_run(
     dataset: Dataset,
     model: Model,
@@ -122,7 +147,12 @@ def train_run(
     """
     split = split or dataset.split(val=val, test=test, seed=seed, group_by=group_by)
     t0 = time.perf_counter()
-    model.fit(split.train, split.val if split.val.n_samples else None, progress=progress)
+    try:
+        model.fit(split.train, split.val if split.val.n_samples else None, progress=progress)
+    except ModelError as e:
+        if "missing" not in str(e):
+            raise
+        raise ModelError(missing_values_report(dataset, split)) from None
     fit_seconds = time.perf_counter() - t0
 
     metrics: dict = {"fit_seconds": fit_seconds}

@@ -238,3 +238,38 @@ def test_inspect_and_train_read_a_table_in_the_same_orientation(tmp_path, env):
     out = dgex("train", "--data", tmp_path / "t.csv", "--landmarks", tmp_path / "lm.txt", "--model", "linear",
                "--name", "t", env_extra=env)
     assert "10 of 10 landmarks present" in out.stderr and "10 landmarks -> 20 targets" in out.stdout, out.stdout
+
+
+def test_unlogged_values_are_refused_until_a_normalization_is_chosen(tmp_path, env):
+    """Counts (median ~250) trained on as they are gave a model of nonsense with no word;
+    now: refused with the quantiles and the choices; --normalize log2 / log2cpm / none
+    trains, the run records it, and predict checks its input against that scale."""
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(rng.gamma(2, 150, (1, 60)), (120, 60)).astype(np.float32)
+    m = ExpressionMatrix(counts, [f"S{i}" for i in range(120)], [f"G{i}" for i in range(60)])
+    from dgex_core.io import write
+
+    write(m, tmp_path / "counts.gct")
+    (tmp_path / "lm.txt").write_text("\n".join(f"G{i}" for i in range(10)) + "\n")
+    base = ["train", "--data", tmp_path / "counts.gct", "--landmarks", tmp_path / "lm.txt", "--model", "linear"]
+    out = dgex(*base, "--name", "raw", env_extra=env, check=False)
+    assert out.returncode == 1 and "look unlogged" in out.stderr and "--normalize log2cpm" in out.stderr, out.stderr
+    assert "whole numbers: counts" in out.stderr
+    assert not (tmp_path / "runs" / "raw").exists()
+    assert "look unlogged" in dgex("inspect", tmp_path / "counts.gct", env_extra=env).stdout
+    for how in ("log2cpm", "log2", "none"):
+        dgex(*base, "--name", how, "--normalize", how, env_extra=env)
+    from dgex_core.store import load_run
+
+    assert load_run(tmp_path / "runs" / "log2").config["normalize"] == "log2"
+    assert load_run(tmp_path / "runs" / "none").config["normalize"] is None
+    # the log2 run logs counts it is given; given log2 values it refuses
+    dgex("predict", "log2", tmp_path / "counts.gct", "-o", tmp_path / "a.parquet", env_extra=env)
+    write(m.with_values(np.log2(counts + 1)), tmp_path / "logged.gct")
+    out = dgex("predict", "log2", tmp_path / "logged.gct", "-o", tmp_path / "b.parquet", env_extra=env, check=False)
+    assert out.returncode == 1 and "look log-scaled already" in out.stderr, out.stderr
+    # a run trained on log2 values refuses counts
+    dgex("train", "--data", tmp_path / "logged.gct", "--landmarks", tmp_path / "lm.txt", "--model", "linear",
+         "--name", "onlog", env_extra=env)
+    out = dgex("predict", "onlog", tmp_path / "counts.gct", "-o", tmp_path / "c.parquet", env_extra=env, check=False)
+    assert out.returncode == 1 and "trained on log-scaled values" in out.stderr, out.stderr

@@ -137,6 +137,13 @@ def _index(f: h5py.File, path: Path):
                               "an ARCHS4 gene matrix with meta/genes/symbol")
     symbols = _text(_dataset(f, symbol_node, path)[()])
     accessions = _text(_dataset(f, ACCESSIONS, path)[()])
+    seen: dict[str, int] = {}
+    for i, a in enumerate(accessions):
+        if a in seen:
+            raise DataFormatError(path, f"/{ACCESSIONS}, entries {seen[a] + 1} and {i + 1}",
+                                  f"the sample accession {a!r} appears twice (a merged or repeated download?)",
+                                  "each sample (GSM accession) once")
+        seen[a] = i
     genes_first = _layout(expr, len(symbols), len(accessions), path, symbol_node)
     first_of = _first_occurrences(symbols)
     notes = _duplicate_notes(symbols, first_of, symbol_node)

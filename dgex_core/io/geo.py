@@ -186,6 +186,7 @@ def read_series_matrix(path: str | os.PathLike, *, dtype=np.float32) -> Expressi
     with TextLines(path) as lines:
         head = _read_series_head(lines, path)
         table = _read_series_table(lines, path, head, dtype)
+        _check_nothing_after(lines, path)
     sample_meta = _series_sample_meta(head, table, path)
     notes = {k: _single_or_list(head.series[k]) for k in _SERIES_NOTES if head.series.get(k)}
     return ExpressionMatrix(
@@ -274,6 +275,22 @@ def _read_series_table(lines: TextLines, path: Path, head: _SeriesHead, dtype) -
         raise DataFormatError(path, f"line {linenos[dup]}, column 1",
                               f"duplicate probe id {probe_ids[dup]!r} (first on line {first})", "each probe id once")
     return _SeriesTable(header_line, cols[1:], probe_ids, linenos, np.vstack(rows))
+
+
+def _check_nothing_after(lines: TextLines, path: Path) -> None:
+    """After ``!series_matrix_table_end`` only blank lines may follow: a second series
+    (two files concatenated, ``cat a b > c``) would otherwise be dropped without a word."""
+    end_line = lines.lineno
+    for line in lines:
+        text = line.strip()
+        if not text:
+            continue
+        kind = ("a second series matrix" if text.startswith(("!Series_", "!Sample_", _TABLE_BEGIN))
+                else "more content")
+        raise DataFormatError(
+            path, f"line {lines.lineno}", f"{kind} starts after the table ended on line {end_line} "
+            "(several series matrices concatenated in one file?)",
+            "one series matrix per file: split the file, or read each series' own download")
 
 
 def _raise_unterminated(path: Path, lines: TextLines, begin_line: int):

@@ -10,7 +10,7 @@ import pandas as pd
 from ..errors import DataFormatError
 from ._common import head_bytes
 
-__all__ = ["read_gene_map", "read_sample_sheet"]
+__all__ = ["read_gene_map", "read_sample_sheet", "sheet_for_samples"]
 
 
 def _sep(path: Path) -> str:
@@ -105,3 +105,27 @@ def read_gene_map(path: str | os.PathLike, gene_key: str = "symbol") -> pd.Serie
                               "a D-GEX map (symbol, Ensembl id, probes), a GPL table (ID, Gene Symbol) or probe<TAB>gene")
     s = pd.Series(genes.str.strip().to_numpy(), index=probes.str.strip().to_numpy(), dtype=object)
     return s[~s.index.duplicated()]
+
+
+def sheet_for_samples(sheet: pd.DataFrame, sample_ids: pd.Index, path: str | os.PathLike = "the sample sheet"
+                      ) -> tuple[pd.DataFrame, str | None]:
+    """The sheet's rows for ``sample_ids`` (in that order; samples it lacks get missing
+    values) and a note when it covers only some of them.
+
+    Raises
+    ------
+    DataFormatError
+        If no sample id of the data is in the sheet (the wrong sheet, or ids written
+        differently), naming a few ids of each.
+    """
+    rows = sheet.reindex(sample_ids)
+    found = int(sheet.index.isin(sample_ids).sum())
+    if found == 0:
+        raise DataFormatError(path, "id column", f"none of its {len(sheet):,} sample ids (e.g. "
+                              f"{', '.join(map(str, sheet.index[:3]))}) is a sample of the data (e.g. "
+                              f"{', '.join(map(str, sample_ids[:3]))})",
+                              "a sheet whose first (or id) column holds the data's sample ids")
+    missing = len(sample_ids) - int(pd.Index(sample_ids).isin(sheet.index).sum())
+    note = (f"{path}: {missing:,} of the {len(sample_ids):,} samples are not in the sheet (their metadata are "
+            "missing)") if missing else None
+    return rows, note

@@ -358,10 +358,17 @@ class Model:
 
             model.input_pipeline_ = step_from_state(meta["input_pipeline"], sub("input."))
             model.target_scaler_ = step_from_state(meta["target_scaler"], sub("target."))
+            for what, step, n in (("input preprocessing", model.input_pipeline_, len(model.landmark_ids_)),
+                                  ("target scaler", model.target_scaler_, len(model.target_ids_))):
+                for part in getattr(step, "steps", [step]):
+                    fitted = getattr(part, "n_genes_", n)
+                    if fitted != n:
+                        raise ModelError(f"its {what} ({type(part).__name__}) holds {fitted} genes but the model "
+                                         f"lists {n}: the run folder is inconsistent")
             model._folder = folder  # families with arrays in files of their own read them from here
             model._set_state(meta["state"], weights)
         except ModelError as e:
-            raise ModelError(f"{folder}: the saved model is damaged ({e})") from None
+            raise ModelError(f"{folder}: the saved model is damaged ({e}); train it again") from None
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ModelError(f"{folder}: the saved model is damaged ({type(e).__name__}: {e}); train it again") from None
         return model

@@ -412,3 +412,14 @@ def test_sniff_and_read_soft_whatever_the_name(tmp_path, name, gz):
     m = read(path, platform="GPL96")
     assert m.sample_ids.tolist() == ["GSM1", "GSM2"]
     assert m.values[0, 0] == np.float32(10.5)
+
+
+def test_two_series_matrices_concatenated_are_refused_not_half_read(tmp_path):
+    """`cat GSE1_series_matrix.txt GSE2_series_matrix.txt > both.txt`: the second series
+    was dropped without a word; now the place where it starts is named."""
+    one = series_matrix_lines()
+    p = write_lines(tmp_path / "both_series_matrix.txt", [*one, "", *one])
+    with pytest.raises(DataFormatError, match=rf"line {len(one) + 2}: a second series matrix starts after"):
+        read(p)
+    ok = write_lines(tmp_path / "trailing_series_matrix.txt", [*one, "", "  "])
+    assert read(ok).n_samples == read(write_lines(tmp_path / "one_series_matrix.txt", one)).n_samples
