@@ -99,3 +99,34 @@ def test_dashboard_data_page(row, tmp_path, monkeypatch):
         assert len(at.error) == 1 and row["file"] in shown and _matches(shown, row), shown
     elif row["file"] in ("no_landmarks.csv", "half_landmarks.txt"):
         assert _matches(shown, row) or "landmark" in shown.lower(), shown
+
+
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory):
+    """A linear run on the corpus's good table (L0-L5 -> T0-T3), for `dgex predict`."""
+    root = tmp_path_factory.mktemp("corpus-runs")
+    cfg = root / "lin.json"
+    cfg.write_text(json.dumps({"linear": {"alphas": None}}))
+    out = _dgex("train", "--data", BAD / "wrong_orientation.csv", "--landmarks", BAD / "landmarks.txt", "--val", 0,
+                "--test", 0, "--config", cfg, "--name", "good", tmp_path=root)
+    assert out.returncode == 0, out.stderr
+    return root
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r["predict"] != "-"], ids=lambda r: r["file"])
+def test_dgex_predict(row, corpus_run, tmp_path):
+    """Each data file of the corpus as the input of `dgex predict`: "ok" predicts (a NaN
+    in a target, which predict does not read, included); "error" ends in one line,
+    exit 1, and no output (not even a temporary)."""
+    env_root = corpus_run
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = _dgex("predict", "good", BAD / row["file"], "-o", out_dir / "p.parquet", tmp_path=env_root)
+    assert "Traceback" not in out.stderr
+    if row["predict"] == "ok":
+        assert out.returncode == 0, out.stderr
+        assert (out_dir / "p.parquet").exists()
+        return
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert list(out_dir.iterdir()) == []
