@@ -11,12 +11,15 @@ import streamlit as st
 from dgex_core import appstate
 from dgex_core.dataset import Dataset
 from dgex_core.errors import DgexError
+from dgex_core.io import TABLE_FORMATS, sniff
 from dgex_core.landmarks import match_landmarks
+from dgex_core.preprocess import NORMALIZATIONS
 from pages._common import (
     current_demo,
     current_demo_dataset,
     landmarks_at,
     lazy_matrix_at,
+    scale_problem_of,
     session_dir,
 )
 
@@ -25,6 +28,9 @@ st.title("Data")
 st.caption("Pick the expression compendium to learn from and the landmark genes that are the model's inputs.")
 
 FORMATS = ["gct", "gctx", "csv", "tsv", "txt", "parquet", "h5ad", "gz", "h5"]
+#: How unlogged values are brought to a log scale (dgex_core.preprocess.NORMALIZATIONS)
+SCALES = {"log2cpm": "counts: log2(counts per million + 1)", "log2": "TPM, FPKM or intensities: log2(x + 1)",
+          "none": "already right: use them as they are"}
 
 
 def file_source(label: str, key: str, types: list[str] | None) -> Path | None:
@@ -68,12 +74,32 @@ else:
     if matrix is not None and lm_path is not None:
         try:
             landmarks = landmarks_at(lm_path)
+            ids = {i for kind in landmarks.kinds for i in landmarks.ids(kind) if i}
+            table = sniff(data_path) in TABLE_FORMATS
             cov = match_landmarks(landmarks, matrix.gene_ids, matrix.gene_meta)
+            if table and cov.missing:  # the landmark ids decide a table's orientation, as in every command
+                matrix = lazy_matrix_at(data_path, ids)
+                cov = match_landmarks(landmarks, matrix.gene_ids, matrix.gene_meta)
+            else:
+                ids = None  # the table as first opened
         except DgexError as e:
             st.error(appstate.plain_message(e, lm_path))
             st.stop()
+        for note in landmarks.notes:
+            st.caption(f"Landmark list: {note}.")
         st.subheader("Landmark coverage")
         st.write(cov.summary())
+        problem = scale_problem_of(str(data_path), Path(data_path).stat().st_mtime,
+                                   tuple(sorted(ids)) if table and ids else None)
+        if problem:
+            st.warning(f"{Path(data_path).name}: {problem}. A model of log2 expression trained on them is "
+                       "silently wrong: choose how to log them (recorded in the run and applied when it predicts).")
+            how = st.radio("The values are", list(SCALES), index=None, format_func=SCALES.get, key="data_normalize")
+            if how is None:
+                st.stop()
+            if how != "none":
+                fn, label_ = NORMALIZATIONS[how]
+                matrix = matrix.with_row_transform(fn, label_)
         allow = False
         if cov.missing:
             with st.expander(f"{len(cov.missing)} missing landmarks"):
@@ -86,7 +112,7 @@ else:
                 dataset = Dataset.from_matrix(matrix, landmarks, allow_missing=allow)
             except DgexError as e:
                 st.error(appstate.plain_message(e, data_path))
-            label, key = Path(data_path).name, f"file:{data_path}:{lm_path}:{allow}"
+            label, key = Path(data_path).name, f"file:{data_path}:{lm_path}:{allow}:{ss.get('data_normalize')}"
     elif matrix is not None:
         st.caption(f"{matrix.n_samples:,} samples x {matrix.n_genes:,} genes read; now the landmark list.")
     elif data_path is None:

@@ -543,3 +543,33 @@ def test_user_tokens_are_unguessable_and_checked():
     assert appstate.find_user(a.token) is a and appstate.find_user(b.token) is b
     for bad in (None, 42, "", a.token[:-1], a.token + "x", a.token[:-1] + "/", "A" * 32):
         assert appstate.find_user(bad) is None
+
+
+def test_data_page_catches_unlogged_values_and_a_run_records_the_choice(env, tmp_path):
+    """Counts on the Data page: a warning with the quantiles and no dataset until the
+    user says how to log them; the choice is applied, recorded in the run, and the
+    orientation of a samples x genes table follows the landmark ids as in the CLI."""
+    rng = np.random.default_rng(1)
+    genes = [f"G{i}" for i in range(40)]
+    counts = rng.poisson(rng.gamma(2, 150, (1, 40)), (90, 40))
+    pd.DataFrame(counts, index=[f"X{i}" for i in range(90)], columns=genes).rename_axis("sample").to_csv(
+        tmp_path / "counts.csv")  # 90 rows, 40 columns: the length rule alone takes the rows as genes
+    (tmp_path / "lm.txt").write_text("\ufeff" + "\n".join([*genes[:10], "G0"]) + "\n")  # a BOM, a duplicate
+    at = open_app()
+    at.radio(key="data_source").set_value("A file").run()
+    for k in ("data_file", "landmark_file"):
+        at.radio(key=f"{k}_how").set_value("Path on the server").run()
+    at.text_input(key="data_file_path").set_value(str(tmp_path / "counts.csv")).run()
+    at.text_input(key="landmark_file_path").set_value(str(tmp_path / "lm.txt")).run()
+    assert not at.exception, at.exception
+    shown = texts(at)
+    assert "10 of 10 landmarks present" in shown and "1 duplicate" in shown, shown
+    assert any("look unlogged" in w.value and "whole numbers: counts" in w.value for w in at.warning)
+    assert not [b for b in at.button if b.key == "use_dataset"]  # no dataset until the scale is chosen
+    at.radio(key="data_normalize").set_value("log2cpm").run()
+    at.button(key="use_dataset").click().run()
+    ds = at.session_state["dataset"]
+    assert (ds.n_samples, ds.n_landmarks, ds.n_targets) == (90, 10, 30)
+    assert float(np.asarray(ds.landmarks).max()) < 20  # logged
+    name = train(at, "linear")
+    assert at.session_state["runs"][name].config["normalize"] == "log2cpm"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -273,3 +274,26 @@ def test_unlogged_values_are_refused_until_a_normalization_is_chosen(tmp_path, e
          "--name", "onlog", env_extra=env)
     out = dgex("predict", "onlog", tmp_path / "counts.gct", "-o", tmp_path / "c.parquet", env_extra=env, check=False)
     assert out.returncode == 1 and "trained on log-scaled values" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("config, words", [
+    ([1, 2], "must be a JSON object"),
+    ({"mlp": [1]}, "'mlp' settings must be an object"),
+    ({"mlp": {"hidden": [200_000_000]}}, "hidden width must be a whole number from 1 to 20,000"),
+    ({"mlp": {"batch_size": 0}}, "batch_size must be a whole number from 1 up"),
+    ({"mlp": {"dropout": 1.5}}, "dropout must be in [0, 1)"),
+    ({"mlp": {"no_such": 1}}, "bad model setting"),
+])
+def test_bad_model_settings_are_one_line_errors(tmp_path, env, config, words):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(config))
+    out = dgex("train", "--data", "demo:300x20", "--model", "mlp", "--config", cfg, "--name", "c", env_extra=env,
+               check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr and words in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_block_size_zero_is_refused_by_the_parser(tmp_path, env):
+    out = dgex("predict", "x", tmp_path / "in.gct", "-o", tmp_path / "o.gctx", "--block-size", "0", env_extra=env,
+               check=False)
+    assert out.returncode == 2 and "--block-size: must be at least 1" in out.stderr, out.stderr
