@@ -49,7 +49,7 @@ class _Bar:
 
 
 def _load_dataset(data: str, landmarks: str | None, allow_missing: bool, sample_sheet: str | None = None,
-                  normalize: str | None = None):
+                  normalize: str | None = None, platform: str | None = None):
     """``demo`` or a file plus a landmark list -> Dataset (lazy for files: read by blocks)."""
     from .dataset import Dataset
 
@@ -73,7 +73,7 @@ def _load_dataset(data: str, landmarks: str | None, allow_missing: bool, sample_
     lm_list = read_landmarks(landmarks)
     bar = _Bar(f"cache {Path(data).name}", "samples")
     try:
-        m = open_matrix(data, progress=bar, landmark_ids=_list_ids(lm_list))
+        m = open_matrix(data, progress=bar, landmark_ids=_list_ids(lm_list), platform=platform)
     finally:
         bar.close()
     _print_reader_notes(m, sys.stderr)
@@ -240,7 +240,7 @@ def _cmd_inspect(args) -> int:
         lm_list = read_landmarks(args.landmarks)
     bar = _Bar(f"cache {Path(args.path).name}", "samples")
     try:
-        m = open_matrix(args.path, progress=bar, landmark_ids=_list_ids(lm_list))
+        m = open_matrix(args.path, progress=bar, landmark_ids=_list_ids(lm_list), platform=args.platform)
     finally:
         bar.close()
     m = _normalized(m, args.normalize, check=False)
@@ -282,7 +282,7 @@ def _cmd_train(args) -> int:
     if args.name:  # refused now, not after the fit
         check_run_name(args.name, args.runs_dir, overwrite=args.overwrite)
     ds, dname = _load_dataset(args.data, args.landmarks, args.allow_missing_landmarks, args.sample_sheet,
-                              args.normalize)
+                              args.normalize, args.platform)
     model = _model_from_args(args)
     name = args.name or f"{Path(dname).name.split('.')[0]}-{args.model}"
     check_run_name(name, args.runs_dir, overwrite=args.overwrite)
@@ -328,7 +328,7 @@ def _cmd_evaluate(args) -> int:
     from .dataset import Dataset
     from .io import open_matrix
 
-    m = _normalized(open_matrix(args.data, landmark_ids=run.model.landmark_ids_),
+    m = _normalized(open_matrix(args.data, landmark_ids=run.model.landmark_ids_, platform=args.platform),
                     args.normalize or run.config.get("normalize"))
     ds = Dataset.from_matrix(m, list(run.model.landmark_ids_), allow_missing=False)
     bar = _Bar("evaluate", "samples")
@@ -352,7 +352,7 @@ def _cmd_predict(args) -> int:
         s = predict_file(run, args.input, args.output, format=args.format, block_size=args.block_size,
                          compression=args.compression,
                          missing=args.missing, progress=bar, clip=not args.no_clip,
-                         normalize=args.normalize or "run")
+                         normalize=args.normalize or "run", platform=args.platform)
     finally:
         bar.close()
     print(f"{s['samples']} samples: {s['landmarks']} measured + {s['targets']} inferred genes written to "
@@ -509,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("path", help="GCT, GCTX, GEO series matrix / SOFT, CSV/TSV/Parquet, h5ad or ARCHS4 file")
     i.add_argument("--landmarks", help="landmark list (LINCS gene info, L1000 GCT/GCTX, one id per line)")
     i.add_argument("--max-missing", type=int, default=20, help="missing landmarks to list (default 20)")
+    i.add_argument("--platform", help="the platform to read from a GEO SOFT file that spans several (e.g. GPL96)")
     i.add_argument("--normalize", choices=["none", "log2cpm", "log2"],
                    help="per-sample normalization (counts: log2cpm; TPM, intensities: log2)")
     i.set_defaults(func=_cmd_inspect)
@@ -519,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--landmarks", help="landmark list (required with a file)")
     t.add_argument("--model", choices=["linear", "knn", "mlp"], default="linear", help="model family (default linear)")
     t.add_argument("--config", help="JSON or TOML file of model settings (optionally under a [linear]/[knn]/[mlp] key)")
+    t.add_argument("--platform", help="the platform to read from a GEO SOFT file that spans several (e.g. GPL96)")
     t.add_argument("--normalize", choices=["none", "log2cpm", "log2"],
                    help="per-sample normalization of the whole profile before anything else: log2cpm = "
                         "log2(counts per million + 1), for RNA-seq counts such as ARCHS4; log2 = log2(x+1), for "
@@ -546,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", help="external expression file with measured targets")
     e.add_argument("--quantile", action="store_true", help="quantile-normalize it to the training distribution")
     e.add_argument("--per-gene", help="write per-gene metrics to this CSV/TSV")
+    e.add_argument("--platform", help="the platform to read from a GEO SOFT file that spans several (e.g. GPL96)")
     e.add_argument("--normalize", choices=["none", "log2cpm", "log2"],
                    help="per-sample normalization of --data (default: the run's own)")
     e.set_defaults(func=_cmd_evaluate)
@@ -563,6 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--no-clip", action="store_true",
                     help="keep inferred values outside the range of the training targets (default: clip them to it "
                          "and count them per sample in n_clipped)")
+    pr.add_argument("--platform", help="the platform to read from a GEO SOFT file that spans several (e.g. GPL96)")
     pr.add_argument("--normalize", choices=["none", "log2cpm", "log2"],
                     help="per-sample normalization of the input (default: the run's own, e.g. log2cpm for a run "
                          "trained on counts)")

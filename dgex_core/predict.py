@@ -204,7 +204,8 @@ def output_gene_meta(run: Run, clip: tuple[float, float] | None = None) -> pd.Da
 
 
 def _blocks(path: Path, block_size: int, normalize: str | None = None, landmark_ids=None,
-            expect_unlogged: bool | None = None) -> Iterator[tuple[ExpressionMatrix, pd.Index, pd.DataFrame]]:
+            expect_unlogged: bool | None = None, platform: str | None = None,
+            ) -> Iterator[tuple[ExpressionMatrix, pd.Index, pd.DataFrame]]:
     """The input by blocks of samples, whatever its format (:func:`dgex_core.io.open_matrix`):
     GCTX, h5ad and ARCHS4 read block by block, other formats through the on-disk cache
     (a table's orientation decided by the run's ``landmark_ids``).
@@ -215,7 +216,7 @@ def _blocks(path: Path, block_size: int, normalize: str | None = None, landmark_
     from .io import open_matrix
     from .preprocess import NORMALIZATIONS, scale_problem
 
-    m = open_matrix(path, landmark_ids=landmark_ids)
+    m = open_matrix(path, landmark_ids=landmark_ids, platform=platform)
     try:
         if expect_unlogged is not None and m.n_samples:
             problem = scale_problem(m.read(np.arange(min(m.n_samples, 200))))
@@ -300,6 +301,7 @@ def predict_file(
     background: bool = True,
     clip: bool = True,
     normalize: str | None = "run",
+    platform: str | None = None,
 ) -> dict:
     """Predict every target for every sample of ``input_path`` and write ``output_path``.
 
@@ -343,6 +345,8 @@ def predict_file(
         are then in log2 CPM) and refuses an input on the other scale (counts given to
         a run trained on log2 values, or log2 values to a run that logs its input);
         ``"log2cpm"``, ``"log2"`` or ``None`` / ``"none"`` force it, unchecked.
+    platform
+        The platform to read from a GEO SOFT family file spanning several.
 
     Returns
     -------
@@ -380,7 +384,8 @@ def predict_file(
         expect_unlogged = normalize is not None  # the input checked against the scale the run was trained on
     if normalize not in (None, "none", "log2cpm", "log2"):
         raise ValueError(f"normalize must be 'run', 'log2cpm', 'log2' or 'none', got {normalize!r}")
-    reader = _Prefetch(_blocks(input_path, block_size, normalize, run.model.landmark_ids_, expect_unlogged))  # reading overlaps computing, too
+    reader = _Prefetch(_blocks(input_path, block_size, normalize, run.model.landmark_ids_, expect_unlogged,
+                               platform))  # reading overlaps computing, too
     try:
         for block, gene_ids, gene_meta in reader:
             if lm_pos is None:

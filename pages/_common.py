@@ -60,26 +60,37 @@ def read_landmark_list(path: str, mtime: float):
 
 
 @st.cache_resource(show_spinner="Opening the file (a text file is cached on first use)...", max_entries=8)
-def open_lazy_matrix(path: str, mtime: float, landmark_ids: tuple[str, ...] | None = None):
-    return open_matrix(path, landmark_ids=landmark_ids)
+def open_lazy_matrix(path: str, mtime: float, landmark_ids: tuple[str, ...] | None = None,
+                     platform: str | None = None):
+    return open_matrix(path, landmark_ids=landmark_ids, platform=platform)
 
 
-def lazy_matrix_at(path: str | Path, landmark_ids=None):
+def lazy_matrix_at(path: str | Path, landmark_ids=None, platform: str | None = None):
     """The file as a lazy matrix: ids and metadata only, values read by blocks when used;
-    ``landmark_ids`` decide a table's orientation, as in every command."""
+    ``landmark_ids`` decide a table's orientation, as in every command; ``platform``
+    picks one of a GEO SOFT series' platforms."""
     p = Path(path)
     ids = tuple(sorted(set(landmark_ids))) if landmark_ids else None
-    return open_lazy_matrix(str(p), p.stat().st_mtime, ids)
+    return open_lazy_matrix(str(p), p.stat().st_mtime, ids, platform)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def platforms_of(path: str, mtime: float) -> dict[str, int]:
+    """Platform -> samples of a GEO SOFT family file (its ``!Sample_platform_id`` lines)."""
+    from dgex_core.io.geo import soft_platforms
+
+    return soft_platforms(path)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def scale_problem_of(path: str, mtime: float, ids: tuple[str, ...] | None) -> str | None:
+def scale_problem_of(path: str, mtime: float, ids: tuple[str, ...] | None, platform: str | None = None
+                     ) -> str | None:
     """Why the file's values look unlogged (counts, TPM...), or None; from 400 samples."""
     import numpy as np
 
     from dgex_core.preprocess import scale_problem
 
-    m = open_lazy_matrix(path, mtime, ids)
+    m = open_lazy_matrix(path, mtime, ids, platform)
     if m.n_samples == 0:
         return None
     return scale_problem(m.read(np.unique(np.linspace(0, m.n_samples - 1, min(m.n_samples, 400)).astype(int))))

@@ -19,6 +19,7 @@ from pages._common import (
     current_demo_dataset,
     landmarks_at,
     lazy_matrix_at,
+    platforms_of,
     scale_problem_of,
     session_dir,
 )
@@ -62,11 +63,16 @@ if source == "Built-in demo":
     cfg = demo.config
     label, key = f"demo-{cfg.n_samples}x{cfg.n_targets}", f"demo:{cfg.key()}"
 else:
-    data_path = file_source("Expression file (GCT, GCTX, CSV/TSV, Parquet, h5ad)", "data_file", None)
-    matrix = None
+    data_path = file_source("Expression file (GCT, GCTX, CSV/TSV, Parquet, h5ad, GEO)", "data_file", None)
+    matrix, platform = None, None
     if data_path is not None:
         try:
-            matrix = lazy_matrix_at(data_path)
+            if sniff(data_path) == "geo_soft":  # a series may span platforms: the user picks one
+                counts = platforms_of(str(data_path), Path(data_path).stat().st_mtime)
+                if len(counts) > 1:
+                    platform = st.selectbox("Platform", list(counts), key="data_platform",
+                                            format_func=lambda p: f"{p} ({counts[p]:,} samples)")
+            matrix = lazy_matrix_at(data_path, platform=platform)
         except DgexError as e:
             st.error(appstate.plain_message(e, data_path))
     lm_path = file_source("Landmark list (an L1000 GCT/GCTX, a LINCS gene-info file, one id per line)",
@@ -78,7 +84,7 @@ else:
             table = sniff(data_path) in TABLE_FORMATS
             cov = match_landmarks(landmarks, matrix.gene_ids, matrix.gene_meta)
             if table and cov.missing:  # the landmark ids decide a table's orientation, as in every command
-                matrix = lazy_matrix_at(data_path, ids)
+                matrix = lazy_matrix_at(data_path, ids, platform)
                 cov = match_landmarks(landmarks, matrix.gene_ids, matrix.gene_meta)
             else:
                 ids = None  # the table as first opened
@@ -90,7 +96,7 @@ else:
         st.subheader("Landmark coverage")
         st.write(cov.summary())
         problem = scale_problem_of(str(data_path), Path(data_path).stat().st_mtime,
-                                   tuple(sorted(ids)) if table and ids else None)
+                                   tuple(sorted(ids)) if table and ids else None, platform)
         if problem:
             st.warning(f"{Path(data_path).name}: {problem}. A model of log2 expression trained on them is "
                        "silently wrong: choose how to log them (recorded in the run and applied when it predicts).")
@@ -112,7 +118,8 @@ else:
                 dataset = Dataset.from_matrix(matrix, landmarks, allow_missing=allow)
             except DgexError as e:
                 st.error(appstate.plain_message(e, data_path))
-            label, key = Path(data_path).name, f"file:{data_path}:{lm_path}:{allow}:{ss.get('data_normalize')}"
+            label = Path(data_path).name + (f" ({platform})" if platform else "")
+            key = f"file:{data_path}:{platform}:{lm_path}:{allow}:{ss.get('data_normalize')}"
     elif matrix is not None:
         st.caption(f"{matrix.n_samples:,} samples x {matrix.n_genes:,} genes read; now the landmark list.")
     elif data_path is None:

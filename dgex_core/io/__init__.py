@@ -12,7 +12,8 @@ format name            what                               read       write
 ``gct``                GCT 1.2 / 1.3 (GenePattern, CMap)  yes        yes
 ``gctx``               GCTX (HDF5; LINCS / CMap)          yes        yes
 ``geo_series_matrix``  GEO ``GSE..._series_matrix.txt``   yes
-``geo_soft``           GEO SOFT family file               yes
+``geo_soft``           GEO SOFT family file (GSE)         yes
+``geo_gds``            GEO DataSet SOFT file (GDS)        yes
 ``csv`` / ``tsv``      delimited table, either orientation yes       yes
 ``parquet``            Parquet table, either orientation  yes        yes
 ``h5ad``               AnnData                            yes        yes
@@ -23,6 +24,7 @@ format name            what                               read       write
 from __future__ import annotations
 
 import os
+import re
 import zlib
 from pathlib import Path
 
@@ -34,7 +36,7 @@ from ._common import HDF5_MAGIC, PARQUET_MAGIC, head_bytes
 
 __all__ = ["FORMATS", "WRITE_FORMATS", "open_matrix", "read", "sniff", "write"]
 
-FORMATS = ("gct", "gctx", "geo_series_matrix", "geo_soft", "csv", "tsv", "parquet", "h5ad", "archs4")
+FORMATS = ("gct", "gctx", "geo_series_matrix", "geo_soft", "geo_gds", "csv", "tsv", "parquet", "h5ad", "archs4")
 WRITE_FORMATS = ("gct", "gctx", "csv", "tsv", "parquet", "h5ad")
 
 _SUFFIX_FORMAT = {".gct": "gct", ".gctx": "gctx", ".csv": "csv", ".tsv": "tsv", ".txt": "tsv",
@@ -71,8 +73,8 @@ def sniff(path: str | os.PathLike) -> str:
     stripped = text.lstrip()
     if stripped.startswith(("!Series_", '"!Series_')):
         return "geo_series_matrix"
-    if stripped.startswith("^"):
-        return "geo_soft"
+    if stripped.startswith("^"):  # a DataSet (GDS) or a series family file (GSE)
+        return "geo_gds" if re.search(r"^\^DATASET\b", text, re.MULTILINE | re.IGNORECASE) else "geo_soft"
     if _looks_binary(text):
         raise DataFormatError(p, "byte 1", "binary content of no known format",
                               "a text table, GCT, GEO file, or an HDF5 / Parquet file")
@@ -146,6 +148,9 @@ _BINARY_FORMATS = ("gctx", "h5ad", "archs4", "parquet")
 #: Formats whose orientation (genes as rows or as columns) is read from the data.
 TABLE_FORMATS = ("csv", "tsv", "parquet")
 
+#: Formats a platform is chosen in (a series may span several; a GDS names its one).
+PLATFORM_FORMATS = ("geo_soft", "geo_gds")
+
 
 def open_matrix(path: str | os.PathLike, format: str | None = None, *, progress=None, cache: bool | None = None,
                 landmark_ids=None, **kwargs):
@@ -171,6 +176,9 @@ def open_matrix(path: str | os.PathLike, format: str | None = None, *, progress=
     cache
         ``True`` to cache whatever the size, ``False`` never (read into memory);
         default by size.
+    platform
+        With ``platform=`` (a GEO SOFT family file spanning platforms: which one;
+        a GDS: checked); other formats refuse it.
     landmark_ids
         The landmark ids the caller will use: they decide a table's orientation (CSV,
         TSV, Parquet: genes are the axis holding more of them), as in every command;
@@ -183,6 +191,11 @@ def open_matrix(path: str | os.PathLike, format: str | None = None, *, progress=
     fmt = format or sniff(path)
     if landmark_ids is not None and fmt in TABLE_FORMATS:
         kwargs["landmark_ids"] = {str(i) for i in landmark_ids}
+    if kwargs.get("platform") is not None and fmt not in PLATFORM_FORMATS:
+        raise DataFormatError(path, None, f"platform {kwargs['platform']!r} asked of a {fmt} file, which holds one "
+                              "platform", "--platform (platform=) only with a GEO SOFT family or DataSet file")
+    if "platform" in kwargs and kwargs["platform"] is None:
+        del kwargs["platform"]  # not asked: the readers' own default
     try:
         if fmt == "gctx" and not kwargs:
             from .gctx import open_gctx
@@ -226,6 +239,9 @@ def _read_as(fmt: str, path, **kwargs) -> ExpressionMatrix:
     if fmt == "geo_soft":
         from .geo import read_soft_matrix
         return read_soft_matrix(path, **kwargs)
+    if fmt == "geo_gds":
+        from .gds import read_gds
+        return read_gds(path, **kwargs)
     if fmt in ("csv", "tsv", "parquet"):
         from .table import read_table
         return read_table(path, format=fmt, **kwargs)

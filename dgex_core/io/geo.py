@@ -35,7 +35,7 @@ from ..matrix import ExpressionMatrix, Provenance
 from ._common import TextLines, parse_float_row
 from .table import NUMBER_MISSING, parse_cells
 
-__all__ = ["read_series_matrix", "read_soft", "read_soft_matrix"]
+__all__ = ["read_series_matrix", "read_soft", "read_soft_matrix", "soft_platforms"]
 
 _TABLE_BEGIN = "!series_matrix_table_begin"
 _TABLE_END = "!series_matrix_table_end"
@@ -419,6 +419,18 @@ def read_soft(path: str | os.PathLike, *, dtype=np.float32) -> dict[str, Express
     return {pid: _platform_matrix(soft, pid, groups[pid], path, dtype) for pid in order}
 
 
+def soft_platforms(path: str | os.PathLike) -> dict[str, int]:
+    """Platform id -> number of samples of a GEO SOFT family file, in file order, from
+    its ``!Sample_platform_id`` lines alone (the tables are skipped, not parsed)."""
+    counts: dict[str, int] = {}
+    with TextLines(Path(path)) as lines:
+        for line in lines:
+            if line[:19].lower() == "!sample_platform_id":
+                pid = line.partition("=")[2].strip()
+                counts[pid] = counts.get(pid, 0) + 1
+    return counts
+
+
 def read_soft_matrix(
     path: str | os.PathLike, *, platform: str | None = None, dtype=np.float32
 ) -> ExpressionMatrix:
@@ -455,9 +467,10 @@ def read_soft_matrix(
             listing = ", ".join(f"{p} ({len(s)} samples)" for p, s in groups.items())
             raise DataFormatError(
                 path, "!Sample_platform_id",
-                f"the series spans {len(groups)} platforms: {listing}; pass platform='{next(iter(groups))}' "
-                "(or another) to read one, or use dgex_core.io.geo.read_soft to read them all",
-                "a single platform, or platform= naming one",
+                f"the series spans {len(groups)} platforms: {listing}; choose one with --platform "
+                f"{next(iter(groups))} (the Data page's Platform, platform= in Python), or read them all with "
+                "dgex_core.io.geo.read_soft",
+                "a single platform, or --platform naming one",
             )
         platform = next(iter(groups))
     if platform not in groups:
