@@ -432,6 +432,15 @@ def unique_run_name(base: str, taken) -> str:
     return name
 
 
+def for_display(table: pd.DataFrame, digits: int = 4):
+    """A table as a person reads it (a pandas ``Styler`` for ``st.dataframe``): numbers
+    shown to ``digits`` significant digits and missing values as "-" (the widget shows
+    "None" otherwise), while the data underneath stay numbers (sorting works)."""
+    floats = [c for c in table.columns if pd.api.types.is_float_dtype(table[c])]
+    return (table.style.format(lambda v: f"{v:.{digits}g}", subset=floats, na_rep="-")
+            .format(na_rep="-", subset=[c for c in table.columns if c not in floats]))
+
+
 def runs_table(runs: dict[str, Run]) -> pd.DataFrame:
     """One row per run: test error (mean ± sd over genes), Pearson r, noise floor and the
     ratio to it (demo), by linear / non-linear targets when known, well-inferred genes, fit time."""

@@ -222,6 +222,24 @@ class Coverage:
         }
 
 
+_KIND_WORDS = {"probe_id": "array probe ids", "entrez_id": "Entrez gene ids", "ensembl_id": "Ensembl gene ids",
+               "symbol": "gene symbols (or other names)"}
+
+
+def id_mismatch(wanted: Sequence, have: Sequence, wanted_what: str = "the landmarks",
+                have_what: str = "the file's genes") -> str:
+    """Why two id lists do not meet, for a person: which kind of ids each side holds,
+    with examples, e.g. ``"the file's genes are array probe ids (e.g. 200814_at, ...);
+    the landmarks are gene symbols (or other names) (e.g. LM0001, ...)"``."""
+    wanted, have = [str(i) for i in wanted], [str(i) for i in have]
+    kw, kh = guess_id_kind(wanted), guess_id_kind(have)
+    text = (f"{have_what} are {_KIND_WORDS[kh]} (e.g. {', '.join(have[:3])}); {wanted_what} are "
+            f"{_KIND_WORDS[kw]} (e.g. {', '.join(wanted[:3])})")
+    if kw != kh:
+        text += ": another kind of id, so nothing can match by id"
+    return text
+
+
 def _dataset_keys(gene_ids: pd.Index, gene_meta: pd.DataFrame | None) -> list[tuple[str, list[str]]]:
     """Candidate dataset fields to match against: the gene ids and id-like metadata columns."""
     keys = [("gene id", [str(g) for g in gene_ids])]

@@ -73,6 +73,23 @@ def default_block_size(n_genes: int, itemsize: int = 4, budget: int | None = Non
     return n // rows * rows if n >= rows else n
 
 
+def missing_landmarks_message(run: Run, missing: list[str], gene_ids: pd.Index) -> str:
+    """What to tell a user whose input lacks some of the run's landmarks: how many, which
+    kind of ids the input and the run have, what the run was trained on, what to do."""
+    from .landmarks import id_mismatch
+
+    want = run.model.landmark_ids_
+    trained_on = run.config.get("dataset", {}).get("name") or "its training data"
+    if len(missing) == len(want):
+        why = id_mismatch(want, gene_ids, "the run's landmarks", "the input's genes")
+        todo = ("use a run trained on data with the input's kind of ids (for an L1000 plate: train with "
+                "--landmarks PLATE, the plate's own 978 probes, on a compendium of the same platform)")
+        return (f"none of the run's {len(want)} landmarks is in the input; {why}. The run {run.name} was trained "
+                f"on {trained_on}: {todo}")
+    return (f"{len(missing)} of the run's {len(want)} landmarks are not in the input (e.g. {missing[:5]}); the "
+            f"model needs every landmark it was trained on ({trained_on}): add them, or use a run trained without them")
+
+
 def _landmark_columns(run: Run, gene_ids: pd.Index, gene_meta: pd.DataFrame | None, source: str) -> np.ndarray:
     """Positions in the input of each of the run's landmarks (matched by id, any id kind)."""
     want = run.model.landmark_ids_
@@ -81,10 +98,7 @@ def _landmark_columns(run: Run, gene_ids: pd.Index, gene_meta: pd.DataFrame | No
         return pos
     cov = match_landmarks(LandmarkList.from_ids(list(want)), gene_ids, gene_meta)
     if cov.missing:
-        raise ModelError(
-            f"{source}: {len(cov.missing)} of the run's {len(want)} landmarks are not in the input "
-            f"(e.g. {cov.missing[:5]}); the model needs every landmark it was trained on"
-        )
+        raise ModelError(f"{source}: {missing_landmarks_message(run, cov.missing, gene_ids)}")
     return gene_ids.get_indexer(pd.Index(cov.gene_ids))
 
 

@@ -12,7 +12,7 @@ from dgex_core import appstate
 from dgex_core.dataset import Dataset
 from dgex_core.errors import DgexError
 from dgex_core.io import TABLE_FORMATS, sniff
-from dgex_core.landmarks import match_landmarks
+from dgex_core.landmarks import id_mismatch, match_landmarks
 from dgex_core.preprocess import NORMALIZATIONS
 from pages._common import (
     current_demo,
@@ -94,6 +94,13 @@ else:
         for note in landmarks.notes:
             st.caption(f"Landmark list: {note}.")
         st.subheader("Landmark coverage")
+        if cov.n_present == 0:  # nothing to proceed with: say why, not "proceed with the 0 present"
+            st.error(f"None of the {cov.n_requested} landmarks of {Path(lm_path).name} is in "
+                     f"{Path(data_path).name}: "
+                     + id_mismatch(landmarks.ids(), matrix.gene_ids, "the list's landmarks", "the file's genes")
+                     + ". Choose a landmark list with the file's kind of ids (for GPL96 arrays: the L1000 plate's "
+                       "probes), or a file of the list's platform.")
+            st.stop()
         st.write(cov.summary())
         problem = scale_problem_of(str(data_path), Path(data_path).stat().st_mtime,
                                    tuple(sorted(ids)) if table and ids else None, platform)
@@ -141,6 +148,11 @@ if ss.get("dataset_key") != key:
     st.caption("Not the current dataset yet.")
 else:
     st.success(f"Current dataset: {label}")
+    if not ss.get("runs"):
+        st.info("**Next steps.** 1. **Train**: linear regression first (the LINCS baseline, seconds), then the "
+                "D-GEX network. 2. **Errors**: the two compared gene by gene, against the noise floor on the demo. "
+                "3. **Coefficients** and **Interpret**: which landmarks drive a target. 4. **Predict**: apply a "
+                "run to landmark-only profiles, such as an L1000 plate, and download the result.")
 
 c = st.columns(4)
 c[0].metric("Samples", f"{dataset.n_samples:,}")

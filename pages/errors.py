@@ -14,12 +14,22 @@ from dgex_core.errors import DgexError
 from pages._common import gene_meta, runs
 
 ss = st.session_state
+#: 24 distinct colours, so more than 10 groups stay apart (plotly's default has 10)
+PALETTE = px.colors.qualitative.Dark24
 st.title("Errors")
 if not runs():
     st.info("No runs yet: train or load one on the Train page.")
     st.stop()
 
 names = list(runs())
+#: Axis titles in words, with units
+METRIC_LABEL = {"mae_z": "mean absolute error per gene (training sd units)",
+                "mae": "mean absolute error per gene (the data's units, log2 on arrays)"}
+
+
+def units(run) -> str:
+    """The expression units of a run's data, in words."""
+    return {"log2cpm": "log2 CPM", "log2": "log2(x+1)"}.get(run.config.get("normalize"), "the data's units")
 metric = st.radio("Error", ["mae_z", "mae"], horizontal=True, key="err_metric",
                   format_func={"mae_z": "MAE in standardized units (D-GEX)", "mae": "MAE in original units"}.get)
 meta = gene_meta()
@@ -33,15 +43,18 @@ if chosen:
     floor = appstate.noise_floor(runs()[chosen[0]], metric)
     if floor is not None:
         table = pd.concat([table, appstate.floor_long_table(floor, meta)], ignore_index=True)
-    labels = {"error": metric, "run": "run"}
+    labels = {"error": METRIC_LABEL[metric], "run": "run"}
     if kind == "Histogram":
         fig = px.histogram(table, x="error", color="run", barmode="overlay", opacity=0.55, nbins=80,
-                           hover_data=["gene", "symbol"], labels=labels)
+                           hover_data=["gene", "symbol"], labels=labels, color_discrete_sequence=PALETTE)
+        fig.update_layout(yaxis_title="genes")
     elif kind == "Box":
         fig = px.box(table, x="run", y="error", color="run", points="outliers", hover_data=["gene", "symbol"],
-                     labels=labels)
+                     labels=labels, color_discrete_sequence=PALETTE)
     else:
-        fig = px.ecdf(table, x="error", color="run", hover_data=["gene", "symbol"], labels=labels)
+        fig = px.ecdf(table, x="error", color="run", hover_data=["gene", "symbol"], labels=labels,
+                      color_discrete_sequence=PALETTE)
+        fig.update_layout(yaxis_title="share of genes with at most this error")
     fig.update_layout(height=380, margin=dict(t=10))
     st.plotly_chart(fig, key="err_dist")
     summ = table.groupby("run", sort=False)["error"].agg(["mean", "median", "std", "count"])
@@ -61,7 +74,8 @@ else:
     m[1].metric(f"Genes where {b} wins", f"{s['share_b']:.1%}")
     m[2].metric(f"{b} vs {a}: relative improvement", f"{s['relative_improvement']:.2%}")
     fig = px.scatter(t, x="a", y="b", color="winner", hover_data=["gene", "symbol"], opacity=0.6,
-                     labels={"a": f"{a} ({s['metric']})", "b": f"{b} ({s['metric']})"})
+                     labels={"a": f"{a}: {METRIC_LABEL.get(s['metric'], s['metric'])}",
+                             "b": f"{b}: {METRIC_LABEL.get(s['metric'], s['metric'])}"})
     lo, hi = float(np.nanmin(t[["a", "b"]].to_numpy())), float(np.nanmax(t[["a", "b"]].to_numpy()))
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="equal error",
                              line=dict(color="grey", dash="dash")))
@@ -94,15 +108,19 @@ if hits:
         measured, pred = cache[ck]
         row = run.per_gene.loc[gene]
         df = pd.DataFrame({"measured": measured[gene], "predicted": pred[gene], "sample": measured.index})
-        fig = px.scatter(df, x="measured", y="predicted", hover_data=["sample"], opacity=0.7)
+        fig = px.scatter(df, x="measured", y="predicted", hover_data=["sample"], opacity=0.7,
+                         labels={"measured": f"measured ({units(run)})", "predicted": f"predicted ({units(run)})"})
         lo, hi = float(df[["measured", "predicted"]].min().min()), float(df[["measured", "predicted"]].max().max())
         fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect", line=dict(color="grey", dash="dash")))
-        fig.update_layout(height=400, margin=dict(t=40), title=f"{gene}: MAE {row.get('mae', float('nan')):.3f}, "
-                                                                 f"r {row.get('pearson', float('nan')):.3f}")
+        fig.update_layout(height=400, margin=dict(t=40),
+                          title=f"{gene}: MAE {row.get('mae', float('nan')):.3f} ({units(run)}), "
+                                f"{row.get('mae_z', float('nan')):.3f} training sd, "
+                                f"Pearson r {row.get('pearson', float('nan')):.3f}, {len(df):,} test samples")
         st.plotly_chart(fig, key="gene_scatter")
 
 # -------------------------------------------------------------- samples
 st.subheader("Per-sample error and out-of-distribution score")
+st.caption(f"Run **{run_g}** (the run chosen above), its test samples.")
 ps = run.per_sample
 if ps is None:
     st.caption("This run has no per-sample scores.")
@@ -113,12 +131,17 @@ else:
                          format_func=lambda c: "(nothing)" if c is None else c)
     df = ps.reset_index(names="sample")
     c = st.columns(2)
-    fig = px.histogram(df, x=err_col, color=color, barmode="overlay", opacity=0.6, nbins=50, hover_data=["sample"])
-    fig.update_layout(height=360, margin=dict(t=10))
+    sample_label = {"mae_z": "mean absolute error over genes (training sd units)",
+                    "mae": f"mean absolute error over genes ({units(run)})"}.get(err_col, err_col)
+    fig = px.histogram(df, x=err_col, color=color, barmode="overlay", opacity=0.6, nbins=50, hover_data=["sample"],
+                       labels={err_col: sample_label}, color_discrete_sequence=PALETTE)
+    fig.update_layout(height=360, margin=dict(t=10), yaxis_title="samples")
     c[0].plotly_chart(fig, key="sample_err")
     if "ood_score" in df:
         fig = px.scatter(df, x="ood_score", y=err_col, color=color, hover_data=["sample"], opacity=0.7,
-                         labels={"ood_score": "out-of-distribution score (>1: outside 99% of validation)"})
+                         labels={"ood_score": "out-of-distribution score (above 1: further out than 99% of "
+                                              "held-out samples)", err_col: sample_label},
+                         color_discrete_sequence=PALETTE)
         fig.add_vline(x=1.0, line_dash="dash", line_color="grey")
         fig.update_layout(height=360, margin=dict(t=10))
         c[1].plotly_chart(fig, key="sample_ood")

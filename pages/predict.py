@@ -9,6 +9,7 @@ import streamlit as st
 
 from dgex_core import appstate
 from dgex_core.errors import DgexError
+from dgex_core.predict import missing_landmarks_message
 from pages._common import matrix_at, runs, session_dir
 
 ss = st.session_state
@@ -50,17 +51,20 @@ c = st.columns(3)
 c[0].metric("Samples", f"{preview.n_samples:,}")
 c[1].metric("Run's landmarks present", f"{preview.n_present} of {preview.n_needed}")
 if preview.missing:
-    st.error(f"{len(preview.missing)} of the run's {preview.n_needed} landmarks are not in this file "
-             f"(e.g. {preview.missing[:5]}); the model needs every landmark it was trained on.")
+    st.error(f"{Path(path).name}: " + missing_landmarks_message(run, preview.missing, matrix.gene_ids)
+             .replace("--landmarks PLATE", "the plate as the landmark list on the Data page"))
     st.stop()
 if preview.ood is not None:
     n_flag = int(preview.ood["ood_flag"].sum())
     c[2].metric("Out of distribution", f"{n_flag} of {preview.n_samples}")
     if n_flag:
-        st.warning(f"{n_flag} samples lie further from the training data than 99% of validation samples: "
+        st.warning(f"{n_flag} samples lie further from the training data than 99% of held-out samples: "
                    "their inferred values deserve less trust.")
     fig = px.histogram(preview.ood.reset_index(names="sample"), x="ood_score", color="ood_flag", nbins=50,
-                       hover_data=["sample"])
+                       hover_data=["sample"],
+                       labels={"ood_score": "out-of-distribution score (above 1: further out than 99% of held-out "
+                                            "samples)", "ood_flag": "flagged"})
+    fig.update_layout(yaxis_title="samples")
     fig.add_vline(x=1.0, line_dash="dash", line_color="grey")
     fig.update_layout(height=300, margin=dict(t=10))
     st.plotly_chart(fig, key="pred_ood")

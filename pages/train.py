@@ -83,7 +83,7 @@ with tab_load:
     if saved.empty:
         st.caption(f"No saved runs in {appstate.runs_dir()} yet.")
     else:
-        st.dataframe(saved.drop(columns=["status"]), hide_index=True)
+        st.dataframe(appstate.for_display(saved.drop(columns=["status"])), hide_index=True)
         pick = st.selectbox("Run", saved["name"].tolist(), key="load_pick")
         if st.button("Load", key="load_run"):
             try:
@@ -117,10 +117,17 @@ def progress_panel(shown_busy: bool) -> None:
         if c[1].button("Stop", disabled=job.stopping, key="train_stop"):
             job.stop()
     if "epoch" in hist and len(hist):
+        # two quantities, two scales: the training loss (of the standardized targets) on the
+        # left, the validation MAE (training sd units) on the right; whole epochs only
         fig = go.Figure()
-        fig.add_scatter(x=hist["epoch"], y=hist["train_loss"], name="train loss", mode="lines+markers")
-        fig.add_scatter(x=hist["epoch"], y=hist["val_mae"], name="validation MAE", mode="lines+markers")
-        fig.update_layout(xaxis_title="epoch", height=320, margin=dict(t=10))
+        fig.add_scatter(x=hist["epoch"], y=hist["train_loss"], name="training loss", mode="lines+markers")
+        fig.add_scatter(x=hist["epoch"], y=hist["val_mae"], name="validation MAE", mode="lines+markers",
+                        yaxis="y2")
+        fig.update_layout(height=320, margin=dict(t=10), legend=dict(orientation="h", y=1.12),
+                          xaxis=dict(title="epoch", tickmode="linear", tick0=1, dtick=max(1, len(hist) // 10),
+                                     tickformat="d"),
+                          yaxis=dict(title="training loss (standardized targets)"),
+                          yaxis2=dict(title="validation MAE (training sd units)", overlaying="y", side="right"))
         st.plotly_chart(fig, key="train_curve")
     if job.done:
         if job.error:
@@ -139,4 +146,4 @@ st.fragment(progress_panel, run_every=0.7 if busy else None)(busy)
 
 if runs():
     st.subheader("Your runs")
-    st.dataframe(appstate.runs_table(runs()), hide_index=True)
+    st.dataframe(appstate.for_display(appstate.runs_table(runs())), hide_index=True)

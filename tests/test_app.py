@@ -220,7 +220,7 @@ def test_demo_workflow_train_errors_coefficients_predict(env, tmp_path):
     plate.iloc[:, :500].to_csv(short)
     at.text_input(key="pred_path").set_value(str(short)).run()
     assert not at.exception, at.exception
-    assert any("478 of the run's 978 landmarks are not in this file" in e.value for e in at.error)
+    assert any("478 of the run's 978 landmarks are not in the input" in e.value for e in at.error)
     assert not at.get("download_button")
 
 
@@ -241,7 +241,10 @@ def test_mlp_trains_in_the_background_with_an_epoch_curve(env, monkeypatch):
     at.run()
     assert not at.exception, at.exception
     assert any("trained in" in s.value for s in at.success)
-    assert any("train loss" in p.proto.spec for p in at.get("plotly_chart"))
+    spec = next(p.proto.spec for p in at.get("plotly_chart") if "training loss" in p.proto.spec)
+    # two named axes, whole epochs
+    assert "validation MAE (training sd units)" in spec and '"overlaying":"y"' in spec.replace(" ", "")
+    assert '"tickformat":"d"' in spec.replace(" ", "")
 
 
 def test_training_job_stops_when_asked(env):
@@ -573,3 +576,54 @@ def test_data_page_catches_unlogged_values_and_a_run_records_the_choice(env, tmp
     assert float(np.asarray(ds.landmarks).max()) < 20  # logged
     name = train(at, "linear")
     assert at.session_state["runs"][name].config["normalize"] == "log2cpm"
+
+
+def test_messages_that_used_to_stop_a_newcomer(env, tmp_path):
+    """A list matching nothing: why (the kinds of ids), no "proceed with 0"; the home page
+    gives next steps; a demo run applied to an L1000-like plate says what the file has,
+    what the run was trained on and what to do."""
+    at = open_app()
+    assert any("Next steps" in i.value for i in at.info)
+    demo = load_demo(appstate.demo_config())
+    plate = tmp_path / "plate.csv"
+    pd.DataFrame(np.random.default_rng(0).normal(8, 1, (5, 3)), index=[f"P{i}" for i in range(5)],
+                 columns=["200814_at", "222103_at", "201453_x_at"]).rename_axis("sample").to_csv(plate)
+    lm = tmp_path / "symbols.txt"
+    lm.write_text("\n".join(demo.landmark_ids[:20]) + "\n")
+    at.radio(key="data_source").set_value("A file").run()
+    for k in ("data_file", "landmark_file"):
+        at.radio(key=f"{k}_how").set_value("Path on the server").run()
+    at.text_input(key="data_file_path").set_value(str(plate)).run()
+    at.text_input(key="landmark_file_path").set_value(str(lm)).run()
+    err = " ".join(e.value for e in at.error)
+    assert "None of the 20 landmarks of symbols.txt is in plate.csv" in err and "array probe ids" in err, err
+    assert not [c for c in at.checkbox if c.key == "allow_missing"] and str(tmp_path) not in err
+    # the demo run applied to the plate
+    at.radio(key="data_source").set_value("Built-in demo").run()
+    name = train(at, "linear")
+    from dgex_core.predict import missing_landmarks_message
+
+    msg = missing_landmarks_message(at.session_state["runs"][name], list(demo.landmark_ids),
+                                    pd.Index(["200814_at", "222103_at", "201453_x_at"]))
+    assert "none of the run's 978 landmarks is in the input" in msg and "array probe ids" in msg
+    assert "was trained on demo" in msg and "use a run trained on data with the input's kind of ids" in msg
+
+
+def test_tables_show_a_dash_for_missing_values_and_keep_numbers_underneath():
+    table = pd.DataFrame({"run": ["a", "b"], "test MAE": [0.123456, np.nan], "well inferred": [12, None]})
+    styled = appstate.for_display(table)
+    text = styled.to_string()
+    assert "0.1235" in text and "None" not in text and "nan" not in text and text.count(" -") >= 2
+    assert styled.data["test MAE"].dtype.kind == "f"  # sorting still numeric
+
+
+def test_errors_page_labels_axes_in_words_and_colours_many_groups_apart(env):
+    at = open_app()
+    train(at, "linear")
+    goto(at, "errors")
+    specs = " ".join(p.proto.spec for p in at.get("plotly_chart"))
+    assert "mean absolute error per gene (training sd units)" in specs
+    assert "out-of-distribution score (above 1: further out than 99% of held-out samples)" in specs
+    assert any("Run **" in c.value and "its test samples" in c.value for c in at.caption)
+    # 12 tissues: a palette of 24 colours, not plotly's 10 that repeat
+    assert "#2E91E5" in specs  # the first colour of plotly's Dark24
