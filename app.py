@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._common import current_job, init_state, remember_place, remember_user_in_browser, runs
+from pages._common import (
+    current_job,
+    init_state,
+    remember_place,
+    remember_user_in_browser,
+    runs,
+)
 
 st.set_page_config(page_title="dgex", page_icon=":material/genetics:", layout="wide")
 init_state()

@@ -205,3 +205,46 @@ def gene_meta():
     """Target metadata of the current dataset (symbols on hover), or None."""
     ds = st.session_state.get("dataset")
     return None if ds is None else ds.target_meta
+
+
+def remember(*keys: str) -> None:
+    """Keep these widgets' values when the user leaves the page and comes back.
+
+    Streamlit drops a widget's state when its page is not drawn. Each widget passes
+    ``**kept(key)`` (an ``on_change`` that copies its new value under ``_kept_<key>``,
+    plain session state, which stays); this puts the kept values back before the
+    widgets are drawn. Call it before the widgets."""
+    ss = st.session_state
+    for key in keys:
+        if f"_kept_{key}" in ss:
+            ss[key] = ss[f"_kept_{key}"]
+
+
+def _keep(key: str) -> None:
+    st.session_state[f"_kept_{key}"] = st.session_state[key]
+
+
+def kept(key: str) -> dict:
+    """Widget arguments that remember its value across pages (see :func:`remember`)."""
+    return {"key": key, "on_change": _keep, "args": (key,)}
+
+
+def uploaded_file(label: str, key: str, types: list[str] | None = None):
+    """An upload saved to the session's folder that stays when the user leaves the page:
+    the last file given is used (and said so) until another is uploaded or it is cleared."""
+    ss = st.session_state
+    up = st.file_uploader(label, type=types, key=key)
+    kept = f"_kept_file_{key}"
+    if up is not None:
+        ss[kept] = (up.name, appstate.save_upload(session_dir(), up.name, up.getvalue()))
+    if ss.get(kept) and up is None:
+        name, path = ss[kept]
+        if not Path(path).exists():
+            del ss[kept]
+            return None
+        c = st.columns([4, 1])
+        c[0].caption(f"Using **{name}**, uploaded earlier; upload another to replace it.")
+        if c[1].button("Clear", key=f"{key}_clear"):
+            del ss[kept]
+            st.rerun()
+    return ss[kept][1] if ss.get(kept) else None

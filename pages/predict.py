@@ -10,7 +10,7 @@ import streamlit as st
 from dgex_core import appstate
 from dgex_core.errors import DgexError
 from dgex_core.predict import missing_landmarks_message
-from pages._common import matrix_at, runs, session_dir
+from pages._common import kept, matrix_at, remember, runs, session_dir, uploaded_file
 
 ss = st.session_state
 st.title("Predict")
@@ -19,16 +19,18 @@ if not runs():
     st.info("No runs yet: train or load one on the Train page.")
     st.stop()
 
-name = st.selectbox("Run", list(runs()), index=len(runs()) - 1, key="pred_run")
+remember("pred_run", "pred_how", "pred_path", "pred_clip", "pred_format")
+if ss.get("pred_run") not in runs():
+    ss["pred_run"] = list(runs())[-1]
+ss.setdefault("pred_clip", True)
+name = st.selectbox("Run", list(runs()), **kept("pred_run"))
 run = runs()[name]
-how = st.radio("Profiles from", ["Upload", "Path on the server"], horizontal=True, key="pred_how")
+how = st.radio("Profiles from", ["Upload", "Path on the server"], horizontal=True, **kept("pred_how"))
 path = None
 if how == "Upload":
-    up = st.file_uploader("Landmark profiles (GCT, GCTX, CSV/TSV, Parquet, h5ad)", key="pred_upload")
-    if up is not None:
-        path = appstate.save_upload(session_dir(), up.name, up.getvalue())
+    path = uploaded_file("Landmark profiles (GCT, GCTX, CSV/TSV, Parquet, h5ad)", "pred_upload")
 else:
-    text = st.text_input("Path on the server", key="pred_path")
+    text = st.text_input("Path on the server", **kept("pred_path"))
     if text:
         path = Path(text).expanduser()
         if not path.is_file():
@@ -37,7 +39,7 @@ else:
 if path is None:
     st.stop()
 
-clip = st.checkbox("Clip inferred values to the training range", value=True, key="pred_clip",
+clip = st.checkbox("Clip inferred values to the training range", **kept("pred_clip"),
                    help="A model shown profiles unlike its training data can infer values far outside anything "
                         "measured; LINCS clips its inferred values too. Each sample's n_clipped column counts them.")
 try:
@@ -79,7 +81,7 @@ elif clip:
 st.subheader("Preview (first samples, first inferred genes)")
 st.dataframe(preview.preview)
 
-fmt = st.selectbox("Format", ["csv", "parquet", "gct", "gctx"], key="pred_format")
+fmt = st.selectbox("Format", ["csv", "parquet", "gct", "gctx"], **kept("pred_format"))
 if st.button("Build the predictions file", type="primary", key="pred_build"):
     try:
         with st.spinner("Predicting..."):

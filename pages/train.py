@@ -12,7 +12,7 @@ import streamlit as st
 
 from dgex_core import appstate
 from dgex_core.errors import DgexError
-from pages._common import collect_job, runs, user
+from pages._common import collect_job, kept, remember, runs, user
 
 ss = st.session_state
 st.title("Train")
@@ -33,28 +33,29 @@ collect_job()  # a training that ended since the last run (app.py does it too; A
 job = slot.job
 busy = slot.busy
 restore = slot.job_info.get("inputs", {}) if busy else {}
+remember(*INPUTS)  # the settings stay when the user visits another page and comes back
 for k, default in INPUTS.items():
     ss.setdefault(k, restore.get(k, default))  # widgets below take their value from here
 
 tab_new, tab_load = st.tabs(["Train a model", "Load a saved run"])
 with tab_new:
-    family = st.selectbox("Model family", list(LABELS), format_func=LABELS.get, key="train_family")
+    family = st.selectbox("Model family", list(LABELS), format_func=LABELS.get, **kept("train_family"))
     settings: dict = {}
     if family == "linear":
         st.caption("Ridge strength chosen on the validation samples from a grid (one eigendecomposition).")
         settings["alphas"] = "auto"
     elif family == "knn":
         c = st.columns(2)
-        settings["metric"] = c[0].selectbox("Distance", ["euclidean", "correlation"], key="knn_metric")
+        settings["metric"] = c[0].selectbox("Distance", ["euclidean", "correlation"], **kept("knn_metric"))
         c[1].caption("k chosen on validation from 1, 3, 5, 10, 20, 40.")
         settings["k_grid"] = "auto"
     else:
         c = st.columns(5)
-        settings["width"] = c[0].number_input("Hidden width", 10, 10000, step=100, key="mlp_width")
-        settings["layers"] = c[1].number_input("Hidden layers", 1, 3, key="mlp_layers")
-        settings["max_epochs"] = c[2].number_input("Epochs", 1, 500, key="mlp_epochs")
-        settings["dropout"] = c[3].slider("Dropout", 0.0, 0.9, step=0.05, key="mlp_dropout")
-        settings["activation"] = c[4].selectbox("Activation", ["relu", "tanh", "sigmoid"], key="mlp_activation")
+        settings["width"] = c[0].number_input("Hidden width", 10, 10000, step=100, **kept("mlp_width"))
+        settings["layers"] = c[1].number_input("Hidden layers", 1, 3, **kept("mlp_layers"))
+        settings["max_epochs"] = c[2].number_input("Epochs", 1, 500, **kept("mlp_epochs"))
+        settings["dropout"] = c[3].slider("Dropout", 0.0, 0.9, step=0.05, **kept("mlp_dropout"))
+        settings["activation"] = c[4].selectbox("Activation", ["relu", "tanh", "sigmoid"], **kept("mlp_activation"))
     taken = [*runs(), *([job.name] if job is not None else [])]
     default_name = appstate.unique_run_name(f"{ss['dataset_label']}-{family}", taken)
     # one widget whose value follows the suggested name (a key per suggestion left two

@@ -627,3 +627,35 @@ def test_errors_page_labels_axes_in_words_and_colours_many_groups_apart(env):
     assert any("Run **" in c.value and "its test samples" in c.value for c in at.caption)
     # 12 tissues: a palette of 24 colours, not plotly's 10 that repeat
     assert "#2E91E5" in specs  # the first colour of plotly's Dark24
+
+
+def test_pages_keep_their_inputs_when_the_user_comes_back(env, tmp_path):
+    """Train keeps the chosen family and settings, Predict its run, options and the
+    uploaded plate, across a visit to another page."""
+    at = open_app()
+    name = train(at, "linear")
+    goto(at, "train")
+    at.selectbox(key="train_family").set_value("mlp").run()
+    at.number_input(key="mlp_width").set_value(64).run()
+    goto(at, "errors")
+    goto(at, "train")
+    assert at.selectbox(key="train_family").value == "mlp"
+    assert at.number_input(key="mlp_width").value == 64
+    # Predict: an uploaded plate stays (AppTest cannot drive the uploader: the kept file is set as an upload sets it)
+    demo = load_demo(appstate.demo_config())
+    plate = tmp_path / "plate.csv"
+    demo.matrix.to_frame().iloc[:5][list(demo.landmark_ids)].rename_axis("sample").to_csv(plate)
+    goto(at, "predict")
+    at.session_state["_kept_file_pred_upload"] = ("plate.csv", plate)
+    at.run()
+    at.checkbox(key="pred_clip").uncheck().run()
+    at.selectbox(key="pred_format").set_value("parquet").run()
+    assert any("Using **plate.csv**" in c.value for c in at.caption)
+    goto(at, "errors")
+    goto(at, "predict")
+    assert at.selectbox(key="pred_run").value == name
+    assert at.checkbox(key="pred_clip").value is False
+    assert at.selectbox(key="pred_format").value == "parquet"
+    assert any("Using **plate.csv**" in c.value for c in at.caption)
+    assert {m.label: m.value for m in at.metric}["Samples"] == "5"
+    assert not at.warning or all("Session State" not in w.value for w in at.warning)
