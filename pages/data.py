@@ -12,16 +12,19 @@ from dgex_core import appstate
 from dgex_core.dataset import Dataset
 from dgex_core.errors import DgexError
 from dgex_core.io import TABLE_FORMATS, sniff
+from dgex_core.io.sheets import read_sample_sheet, sheet_for_samples
 from dgex_core.landmarks import id_mismatch, match_landmarks
 from dgex_core.preprocess import NORMALIZATIONS
 from pages._common import (
     current_demo,
     current_demo_dataset,
+    kept,
     landmarks_at,
     lazy_matrix_at,
     platforms_of,
+    remember,
     scale_problem_of,
-    session_dir,
+    uploaded_file,
 )
 
 ss = st.session_state
@@ -36,11 +39,11 @@ SCALES = {"log2cpm": "counts: log2(counts per million + 1)", "log2": "TPM, FPKM 
 
 def file_source(label: str, key: str, types: list[str] | None) -> Path | None:
     """An uploaded file (saved to this session's folder) or a server path; None until given."""
-    how = st.radio(f"{label} from", ["Upload", "Path on the server"], horizontal=True, key=f"{key}_how")
+    remember(f"{key}_how", f"{key}_path")  # kept when the user visits another page and comes back
+    how = st.radio(f"{label} from", ["Upload", "Path on the server"], horizontal=True, **kept(f"{key}_how"))
     if how == "Upload":
-        up = st.file_uploader(label, type=types, key=f"{key}_upload")
-        return None if up is None else appstate.save_upload(session_dir(), up.name, up.getvalue())
-    text = st.text_input(f"{label}: path on the server", key=f"{key}_path")
+        return uploaded_file(label, f"{key}_upload", types)
+    text = st.text_input(f"{label}: path on the server", **kept(f"{key}_path"))
     if not text:
         return None
     p = Path(text).expanduser()
@@ -113,6 +116,18 @@ else:
             if how != "none":
                 fn, label_ = NORMALIZATIONS[how]
                 matrix = matrix.with_row_transform(fn, label_)
+        sheet_path = file_source("Sample sheet (optional: sample id, then columns such as tissue, batch, series; "
+                                 "to keep groups apart in the split and colour the plots)", "sheet_file", None)
+        if sheet_path is not None:
+            try:
+                rows, note = sheet_for_samples(read_sample_sheet(sheet_path), matrix.sample_ids,
+                                               Path(sheet_path).name)
+                matrix = matrix.with_sample_meta(rows)
+                st.caption(f"Sample sheet {Path(sheet_path).name}: {', '.join(map(str, rows.columns[:8]))}"
+                           + (f". {note}." if note else "."))
+            except DgexError as e:
+                st.error(appstate.plain_message(e, sheet_path))
+                sheet_path = None
         allow = False
         if cov.missing:
             with st.expander(f"{len(cov.missing)} missing landmarks"):
@@ -126,7 +141,7 @@ else:
             except DgexError as e:
                 st.error(appstate.plain_message(e, data_path))
             label = Path(data_path).name + (f" ({platform})" if platform else "")
-            key = f"file:{data_path}:{platform}:{lm_path}:{allow}:{ss.get('data_normalize')}"
+            key = f"file:{data_path}:{platform}:{lm_path}:{allow}:{ss.get('data_normalize')}:{sheet_path}"
     elif matrix is not None:
         st.caption(f"{matrix.n_samples:,} samples x {matrix.n_genes:,} genes read; now the landmark list.")
     elif data_path is None:

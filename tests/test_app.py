@@ -659,3 +659,41 @@ def test_pages_keep_their_inputs_when_the_user_comes_back(env, tmp_path):
     assert any("Using **plate.csv**" in c.value for c in at.caption)
     assert {m.label: m.value for m in at.metric}["Samples"] == "5"
     assert not at.warning or all("Session State" not in w.value for w in at.warning)
+
+
+def test_a_sample_sheet_on_the_data_page_groups_the_split_and_colours_the_plots(env, tmp_path):
+    demo = load_demo(appstate.demo_config())
+    data = tmp_path / "arrays.csv"
+    frame = demo.matrix.to_frame().iloc[:300]
+    frame.rename_axis("sample").to_csv(data)
+    lm = tmp_path / "landmarks.txt"
+    lm.write_text("\n".join(demo.landmark_ids) + "\n")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("sample\tbatch\n" + "".join(f"{s}\tb{i % 7}\n" for i, s in enumerate(frame.index[:290])))
+    at = open_app()
+    at.radio(key="data_source").set_value("A file").run()
+    for k in ("data_file", "landmark_file"):
+        at.radio(key=f"{k}_how").set_value("Path on the server").run()
+    at.text_input(key="data_file_path").set_value(str(data)).run()
+    at.text_input(key="landmark_file_path").set_value(str(lm)).run()
+    at.radio(key="sheet_file_how").set_value("Path on the server").run()  # offered once data and list are in
+    at.text_input(key="sheet_file_path").set_value(str(sheet)).run()
+    assert not at.exception, at.exception
+    shown = texts(at)
+    assert "Sample sheet samples.tsv: batch. samples.tsv: 10 of the 300 samples are not in the sheet" in shown, shown
+    assert at.selectbox(key="split_group").value is None  # "(no grouping)" by default
+    at.button(key="use_dataset").click().run()
+    assert "batch" in at.session_state["dataset"].sample_meta
+    at.selectbox(key="split_group").set_value("batch").run()
+    assert at.session_state["split_args"]["group_by"] == "batch"
+    name = train(at, "linear")
+    run = at.session_state["runs"][name]
+    assert run.config["split"]["group_by"] == "batch" and "batch" in run.per_sample
+    goto(at, "errors")
+    assert "batch" in at.selectbox(key="sample_color").options
+    # a sheet that matches no sample: said, and the page stays usable
+    bad = tmp_path / "other.tsv"
+    bad.write_text("sample\tbatch\nX1\ta\nX2\tb\n")
+    goto(at, "data")
+    at.text_input(key="sheet_file_path").set_value(str(bad)).run()
+    assert not at.exception and any("none of its 2 sample ids" in e.value for e in at.error)
