@@ -114,7 +114,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the same config would give different data; part of the cache key.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: tails bent into the microarray range 2-15 (array_range)
 
 #: The kinds of target, in the order of their integer codes.
 TARGET_KINDS = ("linear", "saturation", "threshold", "interaction")
@@ -349,7 +349,30 @@ class DemoTruth:
             j = t.direct_landmark[direct]
             u = (x[:, j] - self.landmark_mean[j]) / self.landmark_sd[j]
             y[:, direct] += t.direct_coef[direct] * u
-        return y
+        return array_range(y)
+
+
+#: Where log2 microarray values live (RMA / MAS5: about 2-15, never negative): values
+#: inside the knees are kept as they are, the rare tails beyond are bent smoothly
+#: towards the floor and the ceiling (tanh), so no demo value leaves [FLOOR, CEILING]
+#: before the target noise is added.
+ARRAY_FLOOR, ARRAY_LOW_KNEE, ARRAY_HIGH_KNEE, ARRAY_CEILING = 2.0, 3.0, 13.5, 15.0
+
+
+def array_range(v: np.ndarray) -> np.ndarray:
+    """``v`` with its tails bent into the microarray range (identity between the knees;
+    monotone, smooth): applied to the landmarks and to each target's noise-free value, so
+    targets stay an exact function of the stored landmarks plus noise (the floor is exact)."""
+    v = np.asarray(v)
+    out = v.copy()
+    lo, hi = v < ARRAY_LOW_KNEE, v > ARRAY_HIGH_KNEE
+    if lo.any():
+        m = ARRAY_LOW_KNEE - ARRAY_FLOOR
+        out[lo] = ARRAY_LOW_KNEE - m * np.tanh((ARRAY_LOW_KNEE - v[lo]) / m)
+    if hi.any():
+        m = ARRAY_CEILING - ARRAY_HIGH_KNEE
+        out[hi] = ARRAY_HIGH_KNEE + m * np.tanh((v[hi] - ARRAY_HIGH_KNEE) / m)
+    return out
 
 
 def _score_terms(z: np.ndarray, t: _Targets, which: np.ndarray) -> np.ndarray:
@@ -756,7 +779,7 @@ def _draw_samples(config: DemoConfig, truth: DemoTruth) -> tuple[np.ndarray, np.
         act = tis.means[t] + tis.sds[t] * rng_act.standard_normal((stop - start, config.n_programs))
         x = lm.base + lm.loading * act[:, prog]
         x += lm.noise_sd * rng_lm.standard_normal((stop - start, n_lm), dtype=np.float32)
-        values[start:stop, :n_lm] = x
+        values[start:stop, :n_lm] = array_range(x)
         # targets are a function of the *stored* (float32) landmarks, so f is exact on them
         y = truth._predict_block(values[start:stop, :n_lm].astype(np.float64))
         y += truth.targets.noise_sd * rng_tg.standard_normal((stop - start, n_tg), dtype=np.float32)

@@ -325,3 +325,21 @@ def test_default_size_is_generated_in_seconds():
     assert data.matrix.shape == (10_000, 978 + 4_000)
     assert data.target_meta["nonlinear"].sum() == 1_800
     assert elapsed < 20, f"default demo took {elapsed:.1f} s"
+
+
+def test_demo_values_lie_where_log2_arrays_do():
+    """RMA / MAS5 log2 values lie in about 2-15, never negative (the demo ran -2.8 to 18.2):
+    landmarks and noise-free targets stay in [2, 15]; with the target noise, no value is
+    negative and none passes 17."""
+    from dgex_core.demo import ARRAY_CEILING, ARRAY_FLOOR, array_range
+
+    d = load_demo(DemoConfig(n_samples=3000, n_targets=400))
+    v = d.matrix.values
+    n_lm = len(d.landmark_ids)
+    assert v[:, :n_lm].min() >= ARRAY_FLOOR and v[:, :n_lm].max() <= ARRAY_CEILING
+    assert v.min() > 0 and v.max() < 17
+    x = np.linspace(-20, 40, 2001)
+    y = array_range(x)
+    assert np.all(np.diff(y) >= 0) and y.min() >= ARRAY_FLOOR and y.max() <= ARRAY_CEILING
+    inside = (x >= 3) & (x <= 13.5)
+    np.testing.assert_array_equal(y[inside], x[inside])  # the bulk of the data untouched

@@ -365,3 +365,25 @@ def test_a_run_trained_on_counts_predicts_from_counts_normalized_as_it_was_train
     a, b = read(tmp_path / "a.parquet"), read(tmp_path / "b.parquet")
     np.testing.assert_allclose(a.values, b.values, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(a.values[:, :15], normed.values[:, :15], rtol=1e-4, atol=1e-4)
+
+
+def test_a_real_l1000_plate_predicted_by_a_gpl96_run_stays_in_the_training_range(tmp_path, gpl96_bladder,
+                                                                                  l1000_plate):
+    """The README's workflow: linear regression on 57 GPL96 arrays (2.8-14), applied to the
+    A375 L1000 plate, inferred -5.0 to 20.2 before clipping; now every inferred value lies
+    in the training targets' range and each sample counts its clipped values."""
+    from dgex_core.dataset import Dataset
+    from dgex_core.landmarks import read_landmarks
+
+    ds = Dataset.from_matrix(read(gpl96_bladder), read_landmarks(l1000_plate))
+    run = train_run(ds, LinearModel(), "gpl96")
+    lo, hi = run.target_range()
+    s = predict_file(run, l1000_plate, tmp_path / "inf.parquet")
+    m = read(tmp_path / "inf.parquet")
+    inferred = m.values[:, ds.n_landmarks:]
+    assert m.n_samples == 371 and inferred.min() >= np.float32(lo) and inferred.max() <= np.float32(hi)
+    assert s["values_clipped"] == int(m.sample_meta["n_clipped"].sum()) > 0
+    raw = predict_file(run, l1000_plate, tmp_path / "raw.parquet", clip=False)
+    r = read(tmp_path / "raw.parquet").values[:, ds.n_landmarks:]
+    assert raw["values_clipped"] == 0 and (r.min() < lo or r.max() > hi)
+    assert int(((r < lo) | (r > hi)).sum()) == s["values_clipped"]
