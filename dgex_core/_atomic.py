@@ -9,7 +9,8 @@ a folder is refused, never replaced by a regular file. A symbolic link is follow
 the file it points to is replaced and the link stays (as ``cp`` and shell
 redirection do), and what it points to must pass the same test. Files and folders
 are created with the user's umask (``0666`` / ``0777`` minus it), as other tools'
-outputs are, not the ``0600`` / ``0700`` of temporary files.
+outputs are, not the ``0600`` / ``0700`` of temporary files; a file replaced keeps its
+own permissions.
 """
 
 from __future__ import annotations
@@ -144,7 +145,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp_path, 0o666 & ~_umask())
+        try:  # a file replaced keeps its permissions (a private 0600 result stays private)
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.chmod(tmp_path, mode)
         output_target(path)  # still a regular file (or nothing) now that the output is ready
         os.replace(tmp_path, path)
     except BaseException:

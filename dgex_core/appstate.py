@@ -723,7 +723,7 @@ def predict_preview(run: Run, matrix: ExpressionMatrix, n_preview: int = 20, cli
     clip_range = run.target_range() if clip else None
     out = predict_matrix_block(run, matrix, pos, clip=clip_range)
     cols = [c for c in ("ood_score", "ood_flag") if c in out.sample_meta]
-    ood = out.sample_meta[cols] if cols else None
+    ood = out.sample_meta[cols] if cols and run.trust is not None else None  # no check: nothing to show
     k = min(n_preview, out.n_samples)
     prev = pd.DataFrame(out.values[:k, len(want):len(want) + 12], index=out.sample_ids[:k],
                         columns=out.gene_ids[len(want):len(want) + 12])

@@ -110,10 +110,10 @@ def _normalized(m, normalize: str | None, check: bool = True):
     unlogged (counts, TPM, intensities) are refused with the choices, since a model of
     log2 expression trained or scored on them is silently wrong; ``none`` takes the
     values as they are."""
-    from .preprocess import NORMALIZATIONS
+    from .preprocess import AS_GIVEN, NORMALIZATIONS
 
-    if normalize == "none":
-        return m
+    if normalize == "none":  # recorded, so a run trained on these values expects them when it predicts
+        return m.with_recorded(AS_GIVEN) if hasattr(m, "with_recorded") else m
     if not normalize:
         problem = _scale_problem(m) if check else None
         if problem:
@@ -356,7 +356,10 @@ def _cmd_predict(args) -> int:
     finally:
         bar.close()
     print(f"{s['samples']} samples: {s['landmarks']} measured + {s['targets']} inferred genes written to "
-          f"{s['output']}; {s['ood_flagged']} samples flagged out of distribution"
+          f"{s['output']}; "
+          + (f"{s['ood_flagged']} samples flagged out of distribution" if s.get("ood_checked", True) else
+             "no out-of-distribution check in this run (too few training samples, or saved before dgex had one)"
+             + (f"; {s['ood_flagged']} samples flagged for imputed landmarks" if s["ood_flagged"] else ""))
           + (f"; missing landmarks imputed in {s['samples_imputed']} samples" if s["samples_imputed"] else "")
           + (f" ({s['samples_mostly_imputed']} of them flagged: more than {MAX_IMPUTED_SHARE:.0%} of their landmarks "
              "imputed)" if s.get("samples_mostly_imputed") else "")

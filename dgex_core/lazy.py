@@ -444,6 +444,12 @@ class LazyMatrix:
         return LazyMatrix(self.backend, self.sample_ids, self.gene_ids, self.sample_meta, self.gene_meta,
                           self.provenance.with_transform(description), chained)
 
+    def with_recorded(self, description: str) -> LazyMatrix:
+        """The same values with ``description`` recorded in the provenance: a choice that
+        changes nothing, such as values taken as they are (``AS_GIVEN``)."""
+        return LazyMatrix(self.backend, self.sample_ids, self.gene_ids, self.sample_meta, self.gene_meta,
+                          self.provenance.with_transform(description), self.row_transform)
+
     def with_sample_meta(self, meta: pd.DataFrame) -> LazyMatrix:
         return LazyMatrix(self.backend, self.sample_ids, self.gene_ids, meta, self.gene_meta, self.provenance,
                           self.row_transform)

@@ -395,7 +395,9 @@ def predict_file(
     expect_unlogged = None
     if normalize == "run":
         normalize = run.config.get("normalize")
-        expect_unlogged = normalize is not None  # the input checked against the scale the run was trained on
+        # the input checked against the scale the run was trained on ("none": values taken as
+        # they are, whatever they look like, so nothing to check)
+        expect_unlogged = None if normalize == "none" else normalize is not None
     if normalize not in (None, "none", "log2cpm", "log2"):
         raise ValueError(f"normalize must be 'run', 'log2cpm', 'log2' or 'none', got {normalize!r}")
     reader = _Prefetch(_blocks(input_path, block_size, normalize, run.model.landmark_ids_, expect_unlogged,
@@ -436,7 +438,7 @@ def predict_file(
     finally:
         reader.close()
     return {"samples": n_done, "landmarks": len(run.model.landmark_ids_), "targets": len(run.model.target_ids_),
-            "ood_flagged": n_flagged, "samples_imputed": n_imputed,
+            "ood_flagged": n_flagged, "ood_checked": run.trust is not None, "samples_imputed": n_imputed,
             "samples_mostly_imputed": n_mostly_imputed, "values_clipped": n_clipped_values,
             "samples_clipped": n_clipped_samples, "clip_range": clip_range, "output": str(output_path),
             "gene_meta": str(gene_meta_path(output_path, fmt)) if fmt in ("csv", "tsv") else None,

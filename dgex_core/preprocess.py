@@ -32,6 +32,7 @@ from .errors import DatasetError, ModelError
 from .matrix import ExpressionMatrix
 
 __all__ = [
+    "AS_GIVEN",
     "LOG2",
     "LOG2CPM",
     "NORMALIZATIONS",
@@ -63,12 +64,18 @@ def log2_plus1(values: np.ndarray) -> np.ndarray:
         return np.log2(X + 1.0).astype(np.float32)
 
 
+#: Recorded when the user chose to take values as they are although they look unlogged
+#: (``--normalize none``): the run then expects such values when it predicts.
+AS_GIVEN = "values as given (not logged)"
+
+
 def normalization_of(transforms) -> str | None:
-    """The normalization name (``log2cpm``, ``log2``) a matrix's provenance records, or None."""
+    """The normalization name (``log2cpm``, ``log2``, or ``none`` for values explicitly
+    taken as they are) a matrix's provenance records, or None when nothing was chosen."""
     for name, (_, label) in NORMALIZATIONS.items():
         if label in transforms:
             return name
-    return None
+    return "none" if AS_GIVEN in transforms else None
 
 
 def scale_problem(values: np.ndarray) -> str | None:

@@ -178,7 +178,7 @@ def train_run(
             preds = model.predict_dataset(split.test)
 
     trust = None
-    if split.train.n_samples >= 3:  # calibrated on validation and out-of-fold training samples
+    if split.train.n_samples >= 3 and split.train.n_landmarks >= 2:  # calibrated on held-out samples
         tr = sample_positions(split.train.n_samples, MAX_TRUST_SAMPLES)
         va = sample_positions(split.val.n_samples, MAX_TRUST_SAMPLES)
         trust = DistributionCheck().fit(model.standardize_landmarks(_rows(split.train.landmarks, tr)),

@@ -61,6 +61,8 @@ class DistributionCheck:
 
     def __init__(self, n_components: int | None = None, variance: float = 0.9, quantile: float = 0.99,
                  n_folds: int = 5, seed: int = 0) -> None:
+        if int(n_folds) < 2:
+            raise ModelError(f"n_folds must be at least 2 (training samples are scored out of fold), got {n_folds}")
         self.n_components = n_components
         self.variance = variance
         self.quantile = quantile
@@ -75,6 +77,8 @@ class DistributionCheck:
         n, d = X.shape
         if n < 3:
             raise ModelError(f"the distribution check needs at least 3 training samples, got {n}")
+        if d < 2:
+            raise ModelError(f"the distribution check needs at least 2 landmarks, got {d}")
         folds = np.random.default_rng(self.seed).permutation(n) % min(self.n_folds, n)
         parts = [np.flatnonzero(folds == f) for f in range(folds.max() + 1)]
         sums = [X[p].sum(axis=0) for p in parts]
@@ -122,6 +126,10 @@ class DistributionCheck:
         return self.score(Xz) > 1.0
 
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        arrays = {"mean": self.mean_, "components": self.components_, "explained_variance": self.explained_variance_}
+        if getattr(self, "legacy_", None) is not None:  # written back as it was read
+            return ({"n_components": self.n_components, "variance": self.variance, "quantile": self.quantile,
+                     "t2_threshold": self.legacy_[0], "q_threshold": self.legacy_[1]}, arrays)
         return ({"method": "ppca", "n_components": self.n_components, "variance": self.variance,
                  "quantile": self.quantile, "n_folds": self.n_folds, "seed": self.seed,
                  "threshold": self.threshold_, "residual_variance": self.residual_variance_,
@@ -170,7 +178,7 @@ def _ppca(evals: np.ndarray, evecs: np.ndarray, k: int) -> tuple[np.ndarray, np.
     data of rank <= k still give a finite distance)."""
     k = max(1, min(k, len(evals) - 1))
     floor = max(float(evals.mean()), 1e-12) * 1e-6
-    sigma2 = max(float(evals[k:].mean()), floor)
+    sigma2 = max(float(evals[k:].mean()), floor) if k < len(evals) else floor
     return evecs[:, :k], np.maximum(evals[:k], floor), sigma2
 
 

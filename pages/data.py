@@ -14,7 +14,7 @@ from dgex_core.errors import DgexError
 from dgex_core.io import TABLE_FORMATS, sniff
 from dgex_core.io.sheets import read_sample_sheet, sheet_for_samples
 from dgex_core.landmarks import id_mismatch, match_landmarks
-from dgex_core.preprocess import NORMALIZATIONS
+from dgex_core.preprocess import AS_GIVEN, NORMALIZATIONS
 from pages._common import (
     current_demo,
     current_demo_dataset,
@@ -73,7 +73,11 @@ else:
             if sniff(data_path) == "geo_soft":  # a series may span platforms: the user picks one
                 counts = platforms_of(str(data_path), Path(data_path).stat().st_mtime)
                 if len(counts) > 1:
-                    platform = st.selectbox("Platform", list(counts), key="data_platform",
+                    if ss.get("_kept_data_platform") not in counts:  # kept for another file
+                        ss.pop("_kept_data_platform", None)
+                        ss.pop("data_platform", None)
+                    remember("data_platform")
+                    platform = st.selectbox("Platform", list(counts), **kept("data_platform"),
                                             format_func=lambda p: f"{p} ({counts[p]:,} samples)")
             matrix = lazy_matrix_at(data_path, platform=platform)
         except DgexError as e:
@@ -110,10 +114,14 @@ else:
         if problem:
             st.warning(f"{Path(data_path).name}: {problem}. A model of log2 expression trained on them is "
                        "silently wrong: choose how to log them (recorded in the run and applied when it predicts).")
-            how = st.radio("The values are", list(SCALES), index=None, format_func=SCALES.get, key="data_normalize")
+            remember("data_normalize")
+            how = st.radio("The values are", list(SCALES), index=None, format_func=SCALES.get,
+                           **kept("data_normalize"))
             if how is None:
                 st.stop()
-            if how != "none":
+            if how == "none":
+                matrix = matrix.with_recorded(AS_GIVEN)  # the run then expects such values when it predicts
+            else:
                 fn, label_ = NORMALIZATIONS[how]
                 matrix = matrix.with_row_transform(fn, label_)
         sheet_path = file_source("Sample sheet (optional: sample id, then columns such as tissue, batch, series; "

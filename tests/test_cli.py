@@ -263,7 +263,9 @@ def test_unlogged_values_are_refused_until_a_normalization_is_chosen(tmp_path, e
     from dgex_core.store import load_run
 
     assert load_run(tmp_path / "runs" / "log2").config["normalize"] == "log2"
-    assert load_run(tmp_path / "runs" / "none").config["normalize"] is None
+    assert load_run(tmp_path / "runs" / "none").config["normalize"] == "none"  # chosen: recorded
+    # the run trained on counts as they are takes counts as they are when it predicts
+    dgex("predict", "none", tmp_path / "counts.gct", "-o", tmp_path / "n.parquet", env_extra=env)
     # the log2 run logs counts it is given; given log2 values it refuses
     dgex("predict", "log2", tmp_path / "counts.gct", "-o", tmp_path / "a.parquet", env_extra=env)
     write(m.with_values(np.log2(counts + 1)), tmp_path / "logged.gct")

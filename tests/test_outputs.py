@@ -137,3 +137,13 @@ def test_stale_temporaries_of_dead_processes_are_swept_live_ones_kept(tmp_path):
     assert target.read_text() == "done\n" and live.exists() and other.exists() and not dead.exists()
     with pytest.raises(OutputError, match="regular files only"), atomic_path(tmp_path):
         pass
+
+
+def test_a_replaced_output_keeps_its_permissions(setup):
+    tmp, plate, env = setup
+    out = tmp / "private.csv"
+    out.write_text("old\n")
+    os.chmod(out, 0o600)
+    res = _dgex("predict", "lin", plate, "-o", out, env=env, umask=0o022)
+    assert res.returncode == 0, res.stderr
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600 and out.read_text() != "old\n"

@@ -121,3 +121,20 @@ def test_well_inferred_flags_need_r_and_its_significance():
     assert well_inferred_flags(r, 6).tolist() == [True, False, True, False, False]  # 0.6 on 6: p ~ 0.1
     assert well_inferred_flags(r, 200).tolist() == [True, True, True, False, False]
     assert well_inferred_flags(pd.Series([0.49]), 10_000).tolist() == [False]  # below r however significant
+
+
+def test_check_settings_and_sizes_it_cannot_work_with_are_refused():
+    with pytest.raises(Exception, match="n_folds must be at least 2"):
+        DistributionCheck(n_folds=1)
+    with pytest.raises(Exception, match="at least 2 landmarks"):
+        DistributionCheck().fit(np.random.default_rng(0).normal(size=(50, 1)))
+
+
+def test_a_legacy_check_is_written_back_as_it_was_read():
+    params = {"n_components": None, "variance": 0.9, "quantile": 0.99, "t2_threshold": 3.0, "q_threshold": 5.0}
+    arrays = {"mean": np.zeros(4), "components": np.eye(4)[:, :2], "explained_variance": np.ones(2)}
+    old = DistributionCheck.from_state(params, arrays)
+    back, _ = old.get_state()
+    assert back == params
+    x = np.array([[3.0, 0.0, 0.0, 0.0]])
+    assert old.score(x)[0] == pytest.approx(3.0)  # T^2 = 9 over its threshold 3

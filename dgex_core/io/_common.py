@@ -134,8 +134,9 @@ class TextLines:
         self._line_limit = max_line_chars()
         self._chars = 0
         # lines cost Python time to parse: a gzip of millions of identical short rows takes
-        # minutes, so lines are bounded too (a genuine row compresses to well over 8 bytes)
-        self._line_count_limit = (int((100_000 + self.path.stat().st_size // 8) * max_expansion() / 200)
+        # minutes, so lines are bounded too, at one line per compressed byte (a genuine row,
+        # even a SOFT table's "ID_REF VALUE" row, compresses to several bytes)
+        self._line_count_limit = (int((100_000 + self.path.stat().st_size) * max_expansion() / 200)
                                   if self._limit is not None else None)
         self._fh = open_text(self.path)
         self.lineno = 0

@@ -278,9 +278,10 @@ def _read_header(lines: TextLines, p: Path) -> _Header:
     _check_names(names, p, "line 3", "row-metadata field")
     sample_ids = [c.strip() for c in cells[1 + n_row_meta :]]
     _check_ids(sample_ids, p, "sample", lambda j: f"line 3, column {2 + n_row_meta + j}")
-    # a row holds at least one character and a tab per cell: the file's (decompressed)
-    # size bounds how many rows it can have, whatever line 2 claims
-    most = text_size_bound(p) // (2 * expected) + 1
+    # a row holds at least its id's character, a tab between cells (empty cells are
+    # missing values) and a newline: the file's (decompressed) size bounds how many rows
+    # it can have, whatever line 2 claims
+    most = text_size_bound(p) // (expected + 1) + 1
     if n_genes > most:
         raise DataFormatError(
             p, "line 2", f"declares {n_genes:,} rows, but this file can hold at most {most:,} rows of "

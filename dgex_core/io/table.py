@@ -256,7 +256,7 @@ def _read_text(path: Path, delim: str, meta_columns: Sequence[str] | None, dtype
             header = ["", *header]
         names = [h.strip() for h in header]
         _check_header(path, header_line, names, delim)
-        comma = _decimal_comma_columns(names, buffered, meta_columns) if delim != "," else []
+        comma = _decimal_comma_columns(names, buffered, meta_columns, path) if delim != "," else []
         if comma:  # European spreadsheets: 7,25 for 7.25 (a comma cannot mean that in a CSV)
             at = [names.index(c) for c in comma]
 
@@ -277,20 +277,38 @@ def _read_text(path: Path, delim: str, meta_columns: Sequence[str] | None, dtype
 
 
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+(?:[eE][+-]?\d+)?$")
+#: ``1,234``: a decimal comma or a thousands separator, the cell alone cannot tell
+_THOUSANDS_LIKE = re.compile(r"^[+-]?[1-9]\d{0,2}(?:,\d{3})+$")
 
 
-def _decimal_comma_columns(names, buffered, meta_columns) -> list[str]:
+def _decimal_comma_columns(names, buffered, meta_columns, path=None) -> list[str]:
     """Header names of the columns whose cells are mostly numbers with a decimal comma
-    (``7,25``, ``-0,5``), from the first rows; empty when there are none."""
+    (``7,25``, ``-0,5``), from the first rows; empty when there are none.
+
+    Raises
+    ------
+    DataFormatError
+        If every such cell could also be a thousands separator (``1,234``, ``12,500``):
+        reading it either way could be wrong by a factor of 1,000.
+    """
     forced = set(meta_columns or ())
-    found = []
+    found, ambiguous = [], []
     for j in range(1, len(names)):
         if names[j] in forced or _is_annotation_name(names[j]):
             continue
         cells = [cells[j].strip() for _, cells in buffered if j < len(cells)]
         cells = [c for c in cells if c and c.lower() not in NUMBER_MISSING]
-        if cells and sum(bool(_DECIMAL_COMMA.match(c)) for c in cells) > len(cells) / 2:
+        comma = [c for c in cells if _DECIMAL_COMMA.match(c)]
+        if cells and len(comma) > len(cells) / 2:
             found.append(names[j])
+            if all(_THOUSANDS_LIKE.match(c) for c in comma):
+                ambiguous.append((names[j], comma[0]))
+    if found and len(ambiguous) == len(found):  # nothing anywhere rules thousands separators out
+        name, example = ambiguous[0]
+        raise DataFormatError(
+            path, f"column {name!r}", f"numbers such as {example!r} could be decimal commas or thousands separators",
+            "numbers written without thousands separators, with a decimal point (or a decimal comma in a "
+            "column that also holds values such as 0,5)")
     return found
 
 

@@ -409,3 +409,14 @@ def test_a_value_beyond_float32_is_refused_not_turned_into_infinity(tmp_path):
         read(p)
     m = read(p, dtype=np.float64)
     assert m.values[0, 1] == 1e39 and np.isinf(m.values[1, 2])
+
+
+def test_commas_that_could_be_thousands_separators_are_refused_not_guessed(tmp_path):
+    p = tmp_path / "th.tsv"
+    p.write_text("gene\tS1\tS2\nL0\t1,234\t2,345\nL1\t5,678\t912\n")
+    with pytest.raises(DataFormatError, match=r"column 'S1': numbers such as '1,234' could be decimal commas or "
+                                              r"thousands separators"):
+        read(p)
+    q = tmp_path / "mixed.tsv"  # 0,5 elsewhere in the file settles it: decimal commas
+    q.write_text("gene\tS1\tS2\nL0\t1,234\t0,5\nL1\t5,678\t7,25\n")
+    np.testing.assert_allclose(read(q).values, [[1.234, 5.678], [0.5, 7.25]], rtol=1e-6)
