@@ -281,6 +281,28 @@ _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+(?:[eE][+-]?\d+)?$")
 _THOUSANDS_LIKE = re.compile(r"^[+-]?[1-9]\d{0,2}(?:,\d{3})+$")
 
 
+def _decimal_by_scale(names, buffered, comma_columns, forced) -> bool:
+    """Whether the file's other value columns (numbers with a decimal point) say the
+    commas are decimal: read so, the comma columns' median lies nearer theirs than
+    read as thousands (1,000 times larger). Expression values of one file share a scale."""
+    other, commas = [], []
+    for j in range(1, len(names)):
+        if names[j] in forced or _is_annotation_name(names[j]):
+            continue
+        for _, cells in buffered:
+            c = cells[j].strip() if j < len(cells) else ""
+            if names[j] in comma_columns and _DECIMAL_COMMA.match(c):
+                commas.append(abs(float(c.replace(",", "."))))
+            elif names[j] not in comma_columns and _is_number(c):
+                other.append(abs(float(c)))
+    if not other or not commas:
+        return False
+    m_other, m_dec = float(np.median(other)), float(np.median(commas))
+    if m_other <= 0 or m_dec <= 0:
+        return False
+    return abs(np.log10(m_dec / m_other)) < abs(np.log10(1000 * m_dec / m_other))
+
+
 def _decimal_comma_columns(names, buffered, meta_columns, path=None) -> list[str]:
     """Header names of the columns whose cells are mostly numbers with a decimal comma
     (``7,25``, ``-0,5``), from the first rows; empty when there are none.
@@ -288,8 +310,9 @@ def _decimal_comma_columns(names, buffered, meta_columns, path=None) -> list[str
     Raises
     ------
     DataFormatError
-        If every such cell could also be a thousands separator (``1,234``, ``12,500``):
-        reading it either way could be wrong by a factor of 1,000.
+        If every such cell could also be a thousands separator (``1,234``, ``12,500``)
+        and the file's other value columns do not settle it by their scale: reading it
+        either way could be wrong by a factor of 1,000.
     """
     forced = set(meta_columns or ())
     found, ambiguous = [], []
@@ -303,7 +326,8 @@ def _decimal_comma_columns(names, buffered, meta_columns, path=None) -> list[str
             found.append(names[j])
             if all(_THOUSANDS_LIKE.match(c) for c in comma):
                 ambiguous.append((names[j], comma[0]))
-    if found and len(ambiguous) == len(found):  # nothing anywhere rules thousands separators out
+    if found and len(ambiguous) == len(found) and not _decimal_by_scale(names, buffered, found, forced):
+        # nothing in the file rules thousands separators out
         name, example = ambiguous[0]
         raise DataFormatError(
             path, f"column {name!r}", f"numbers such as {example!r} could be decimal commas or thousands separators",

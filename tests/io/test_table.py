@@ -420,3 +420,13 @@ def test_commas_that_could_be_thousands_separators_are_refused_not_guessed(tmp_p
     q = tmp_path / "mixed.tsv"  # 0,5 elsewhere in the file settles it: decimal commas
     q.write_text("gene\tS1\tS2\nL0\t1,234\t0,5\nL1\t5,678\t7,25\n")
     np.testing.assert_allclose(read(q).values, [[1.234, 5.678], [0.5, 7.25]], rtol=1e-6)
+
+
+def test_three_decimal_commas_beside_decimal_point_columns_are_read_by_their_scale(tmp_path):
+    p = tmp_path / "scale.tsv"  # 8,947 beside 8.126: the file's values are ~8, so the comma is decimal
+    p.write_text("gene\tS1\tS2\nL0\t8.126\t8,947\nL1\t7.868\t7,296\nL2\t6.5\t6,735\n")
+    np.testing.assert_allclose(read(p).values[1], [8.947, 7.296, 6.735], rtol=1e-6)
+    q = tmp_path / "counts.tsv"  # 1,234 beside 1500: thousands, which dgex will not guess
+    q.write_text("gene\tS1\tS2\nL0\t1500\t1,234\nL1\t2210\t2,345\n")
+    with pytest.raises(DataFormatError, match="thousands separators"):
+        read(q)
