@@ -110,12 +110,12 @@ def _normalized(m, normalize: str | None, check: bool = True):
     unlogged (counts, TPM, intensities) are refused with the choices, since a model of
     log2 expression trained or scored on them is silently wrong; ``none`` takes the
     values as they are."""
-    from .preprocess import AS_GIVEN, NORMALIZATIONS
+    from .preprocess import AS_GIVEN, NORMALIZATIONS, matrix_scale_problem
 
     if normalize == "none":  # recorded, so a run trained on these values expects them when it predicts
-        return m.with_recorded(AS_GIVEN) if hasattr(m, "with_recorded") else m
+        return m.with_recorded(AS_GIVEN)
     if not normalize:
-        problem = _scale_problem(m) if check else None
+        problem = matrix_scale_problem(m) if check else None
         if problem:
             raise DgexError(f"{m.provenance.path}: {problem}: choose --normalize log2cpm (counts), --normalize "
                             "log2 (TPM, FPKM, linear intensities: log2(x+1)) or --normalize none (as they are)")
@@ -124,18 +124,6 @@ def _normalized(m, normalize: str | None, check: bool = True):
         raise DgexError(f"--normalize {normalize}: use none, {' or '.join(NORMALIZATIONS)}")
     fn, label = NORMALIZATIONS[normalize]
     return m.with_row_transform(fn, label)
-
-
-def _scale_problem(m) -> str | None:
-    """:func:`~dgex_core.preprocess.scale_problem` on a few blocks spread over ``m``."""
-    import numpy as np
-
-    from .preprocess import scale_problem
-
-    if m.n_samples == 0:
-        return None
-    rows = np.unique(np.linspace(0, m.n_samples - 1, min(m.n_samples, 400)).astype(int))
-    return scale_problem(m.read(rows))
 
 
 def _positive_int(text: str) -> int:
@@ -223,7 +211,7 @@ def _cmd_demo(args) -> int:
 
 def _list_ids(lm_list) -> set[str] | None:
     """Every id of a landmark list (they decide a table's orientation in every command)."""
-    return None if lm_list is None else {i for kind in lm_list.kinds for i in lm_list.ids(kind) if i}
+    return None if lm_list is None else lm_list.all_ids()
 
 
 def _cmd_inspect(args) -> int:
@@ -231,6 +219,7 @@ def _cmd_inspect(args) -> int:
 
     from .io import open_matrix, sniff
     from .lazy import block_rows
+    from .preprocess import scale_problem
 
     fmt = sniff(args.path)
     lm_list = None
@@ -246,15 +235,15 @@ def _cmd_inspect(args) -> int:
     m = _normalized(m, args.normalize, check=False)
     print(f"{args.path}: {fmt}, {m.n_samples} samples x {m.n_genes} genes ({m.dtype})")
     _print_reader_notes(m, sys.stdout)
-    problem = None if args.normalize else _scale_problem(m)
-    if problem:
-        print(f"note: {problem}; train with --normalize log2cpm (counts) or --normalize log2 (TPM, intensities)")
     # statistics from a few blocks spread over the file (all of it when it is small)
     per_block = max(1, block_rows(m.n_genes, 8 * 2**20))
     n_blocks = min(8, -(-m.n_samples // per_block))
     starts = np.unique(np.linspace(0, max(0, m.n_samples - per_block), n_blocks).astype(int))
     rows = np.unique(np.concatenate([np.arange(a, min(a + per_block, m.n_samples)) for a in starts]))
     v = m.read(rows)
+    problem = None if args.normalize else scale_problem(v)  # on the values sampled for the statistics
+    if problem:
+        print(f"note: {problem}; train with --normalize log2cpm (counts) or --normalize log2 (TPM, intensities)")
     finite = v[np.isfinite(v)]
     where = ("all samples" if rows.size == m.n_samples
              else f"from a sample of {rows.size:,} of the {m.n_samples:,} samples in {starts.size} blocks")

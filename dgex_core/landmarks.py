@@ -139,6 +139,10 @@ class LandmarkList:
         kind = kind or self.primary_kind
         return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in self.table[kind]]
 
+    def all_ids(self) -> set[str]:
+        """Every id of every kind the list carries (what a table's orientation is decided by)."""
+        return {i for kind in self.kinds for i in self.ids(kind) if i}
+
     @property
     def labels(self) -> list[str]:
         """A readable label per landmark (symbol when known, else the primary id)."""

@@ -228,12 +228,12 @@ def _blocks(path: Path, block_size: int, normalize: str | None = None, landmark_
     linear values expected, False: log-scaled) checks the input's first samples and
     refuses a file on the other scale."""
     from .io import open_matrix
-    from .preprocess import NORMALIZATIONS, scale_problem
+    from .preprocess import NORMALIZATIONS, matrix_scale_problem
 
     m = open_matrix(path, landmark_ids=landmark_ids, platform=platform)
     try:
         if expect_unlogged is not None and m.n_samples:
-            problem = scale_problem(m.read(np.arange(min(m.n_samples, 200))))
+            problem = matrix_scale_problem(m, 200, leading=True)  # the first block's rows: cheap
             if expect_unlogged is False and problem:
                 raise ModelError(f"{path}: {problem}; the run was trained on log-scaled values: give log2 data, "
                                  "or --normalize log2cpm (counts) / log2 (TPM, intensities) to log these first")

@@ -44,6 +44,7 @@ __all__ = [
     "log2_cpm",
     "log2_plus1",
     "looks_unlogged",
+    "matrix_scale_problem",
     "normalization_of",
     "scale_problem",
     "step_from_state",
@@ -84,8 +85,7 @@ def scale_problem(values: np.ndarray) -> str | None:
     log-scaled."""
     if not looks_unlogged(values):
         return None
-    v = np.asarray(values, dtype=np.float64).ravel()
-    v = v[np.isfinite(v)]
+    v = _finite_sample(values)
     q50, q99, q100 = np.quantile(v, [0.5, 0.99, 1.0])
     counts = bool(np.all(v >= 0) and np.all(v == np.round(v)))
     return (f"the values look unlogged (median {q50:,.4g}, 99th percentile {q99:,.4g}, max {q100:,.4g}"
@@ -112,6 +112,16 @@ def log2_cpm(counts: np.ndarray) -> np.ndarray:
 NORMALIZATIONS = {"log2cpm": (log2_cpm, LOG2CPM), "log2": (log2_plus1, LOG2)}
 
 
+def _finite_sample(X, n: int = 1_000_000) -> np.ndarray:
+    """At most ``n`` finite values of ``X`` at a fixed stride, as float64; the stride is
+    taken before the cast, so a large block is never copied whole."""
+    v = np.asarray(X).ravel()
+    if v.size > n:  # a fixed-stride subsample is plenty for quantiles
+        v = v[:: v.size // n]
+    v = v.astype(np.float64)
+    return v[np.isfinite(v)]
+
+
 def looks_unlogged(X: np.ndarray) -> bool:
     """Whether values look like linear-scale expression (counts, TPM, intensities).
 
@@ -120,14 +130,22 @@ def looks_unlogged(X: np.ndarray) -> bool:
     99th percentile exceeds 50 with a positive 25th percentile. Log2 microarray data
     (values 2-16) never trigger it.
     """
-    v = np.asarray(X, dtype=np.float64).ravel()
-    v = v[np.isfinite(v)]
+    v = _finite_sample(X)
     if v.size == 0:
         return False
-    if v.size > 1_000_000:  # a fixed-stride subsample is plenty for quantiles
-        v = v[:: v.size // 1_000_000]
     q0, q25, _, _, q99, _ = np.quantile(v, [0, 0.25, 0.5, 0.75, 0.99, 1.0])
     return bool(q99 > 100 or (q99 - q0 > 50 and q25 > 0))
+
+
+def matrix_scale_problem(matrix, n: int = 400, leading: bool = False) -> str | None:
+    """:func:`scale_problem` on ``n`` samples of a (lazy) samples x genes matrix: spread
+    evenly over it, or its first ``n`` (``leading``: one contiguous read, for a start-up
+    path); only those rows are read."""
+    if matrix.n_samples == 0:
+        return None
+    k = min(matrix.n_samples, n)
+    rows = np.arange(k) if leading else np.unique(np.linspace(0, matrix.n_samples - 1, k).astype(int))
+    return scale_problem(matrix.read(rows))
 
 
 class _Step:

@@ -86,14 +86,9 @@ def platforms_of(path: str, mtime: float) -> dict[str, int]:
 def scale_problem_of(path: str, mtime: float, ids: tuple[str, ...] | None, platform: str | None = None
                      ) -> str | None:
     """Why the file's values look unlogged (counts, TPM...), or None; from 400 samples."""
-    import numpy as np
+    from dgex_core.preprocess import matrix_scale_problem
 
-    from dgex_core.preprocess import scale_problem
-
-    m = open_lazy_matrix(path, mtime, ids, platform)
-    if m.n_samples == 0:
-        return None
-    return scale_problem(m.read(np.unique(np.linspace(0, m.n_samples - 1, min(m.n_samples, 400)).astype(int))))
+    return matrix_scale_problem(open_lazy_matrix(path, mtime, ids, platform))
 
 
 def matrix_at(path: str | Path):

@@ -87,7 +87,7 @@ else:
     if matrix is not None and lm_path is not None:
         try:
             landmarks = landmarks_at(lm_path)
-            ids = {i for kind in landmarks.kinds for i in landmarks.ids(kind) if i}
+            ids = landmarks.all_ids()
             table = sniff(data_path) in TABLE_FORMATS
             cov = match_landmarks(landmarks, matrix.gene_ids, matrix.gene_meta)
             if table and cov.missing:  # the landmark ids decide a table's orientation, as in every command

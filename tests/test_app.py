@@ -58,6 +58,16 @@ def train(at: AppTest, family: str, **widgets) -> str:
     return name
 
 
+def open_file(at: AppTest, data, landmarks) -> AppTest:
+    """On the Data page: a file and a landmark list given as paths on the server."""
+    at.radio(key="data_source").set_value("A file").run()
+    for k in ("data_file", "landmark_file"):
+        at.radio(key=f"{k}_how").set_value("Path on the server").run()
+    at.text_input(key="data_file_path").set_value(str(data)).run()
+    at.text_input(key="landmark_file_path").set_value(str(landmarks)).run()
+    return at
+
+
 def texts(at: AppTest) -> str:
     parts = [e.value for kind in ("markdown", "caption", "success", "error", "warning", "info", "title", "subheader")
              for e in getattr(at, kind)]
@@ -118,12 +128,7 @@ def test_file_with_missing_landmarks_needs_consent(env, tmp_path):
     m.to_csv(data)
     lm = tmp_path / "landmarks.txt"
     lm.write_text("\n".join(demo.landmark_ids) + "\n")
-    at = open_app()
-    at.radio(key="data_source").set_value("A file").run()
-    for k in ("data_file", "landmark_file"):
-        at.radio(key=f"{k}_how").set_value("Path on the server").run()
-    at.text_input(key="data_file_path").set_value(str(data)).run()
-    at.text_input(key="landmark_file_path").set_value(str(lm)).run()
+    at = open_file(open_app(), data, lm)
     assert "900 of 978" in texts(at)
     assert any("tick the box" in w.value for w in at.warning)
     at.checkbox(key="allow_missing").check().run()
@@ -558,12 +563,7 @@ def test_data_page_catches_unlogged_values_and_a_run_records_the_choice(env, tmp
     pd.DataFrame(counts, index=[f"X{i}" for i in range(90)], columns=genes).rename_axis("sample").to_csv(
         tmp_path / "counts.csv")  # 90 rows, 40 columns: the length rule alone takes the rows as genes
     (tmp_path / "lm.txt").write_text("\ufeff" + "\n".join([*genes[:10], "G0"]) + "\n")  # a BOM, a duplicate
-    at = open_app()
-    at.radio(key="data_source").set_value("A file").run()
-    for k in ("data_file", "landmark_file"):
-        at.radio(key=f"{k}_how").set_value("Path on the server").run()
-    at.text_input(key="data_file_path").set_value(str(tmp_path / "counts.csv")).run()
-    at.text_input(key="landmark_file_path").set_value(str(tmp_path / "lm.txt")).run()
+    at = open_file(open_app(), tmp_path / "counts.csv", tmp_path / "lm.txt")
     assert not at.exception, at.exception
     shown = texts(at)
     assert "10 of 10 landmarks present" in shown and "1 duplicate" in shown, shown
@@ -590,11 +590,7 @@ def test_messages_that_used_to_stop_a_newcomer(env, tmp_path):
                  columns=["200814_at", "222103_at", "201453_x_at"]).rename_axis("sample").to_csv(plate)
     lm = tmp_path / "symbols.txt"
     lm.write_text("\n".join(demo.landmark_ids[:20]) + "\n")
-    at.radio(key="data_source").set_value("A file").run()
-    for k in ("data_file", "landmark_file"):
-        at.radio(key=f"{k}_how").set_value("Path on the server").run()
-    at.text_input(key="data_file_path").set_value(str(plate)).run()
-    at.text_input(key="landmark_file_path").set_value(str(lm)).run()
+    open_file(at, plate, lm)
     err = " ".join(e.value for e in at.error)
     assert "None of the 20 landmarks of symbols.txt is in plate.csv" in err and "array probe ids" in err, err
     assert not [c for c in at.checkbox if c.key == "allow_missing"] and str(tmp_path) not in err
@@ -670,12 +666,7 @@ def test_a_sample_sheet_on_the_data_page_groups_the_split_and_colours_the_plots(
     lm.write_text("\n".join(demo.landmark_ids) + "\n")
     sheet = tmp_path / "samples.tsv"
     sheet.write_text("sample\tbatch\n" + "".join(f"{s}\tb{i % 7}\n" for i, s in enumerate(frame.index[:290])))
-    at = open_app()
-    at.radio(key="data_source").set_value("A file").run()
-    for k in ("data_file", "landmark_file"):
-        at.radio(key=f"{k}_how").set_value("Path on the server").run()
-    at.text_input(key="data_file_path").set_value(str(data)).run()
-    at.text_input(key="landmark_file_path").set_value(str(lm)).run()
+    at = open_file(open_app(), data, lm)
     at.radio(key="sheet_file_how").set_value("Path on the server").run()  # offered once data and list are in
     at.text_input(key="sheet_file_path").set_value(str(sheet)).run()
     assert not at.exception, at.exception
