@@ -55,6 +55,7 @@ from torch import nn
 
 from .errors import ModelError
 from .models.base import Model
+from .models.layers import AdaptiveActivation, ResidualNet
 
 __all__ = [
     "agreement",
@@ -75,7 +76,7 @@ STATISTICS = ("mean", "mean_abs")
 
 #: Element-wise activations: the closed form needs act'(h) to be diagonal.
 _ELEMENTWISE = (nn.Identity, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.LeakyReLU, nn.SiLU,
-                nn.Softplus, nn.CELU, nn.SELU, nn.Hardtanh, nn.Mish)
+                nn.Softplus, nn.CELU, nn.SELU, nn.Hardtanh, nn.Mish, AdaptiveActivation)
 
 #: Elements of one vmapped backward chunk (cotangents x rows x landmarks): bounds memory.
 _CHUNK_ELEMENTS = 2**24
@@ -316,7 +317,11 @@ def network_integrated_gradients(
     if int(steps) < 1:
         raise ModelError(f"steps must be at least 1, got {steps}")
     outs = _outputs(net, outputs, Xz)
-    layers = _pick_method(net, method, max_hidden=1)
+    # a linear path (ridge + gated residual): the closed form of its body, plus x * W of the ridge part
+    res = net if isinstance(net, ResidualNet) and method != "autograd" else None
+    layers = _pick_method(res.body if res is not None else net, method, max_hidden=1)
+    if res is not None and layers is None:
+        res = None  # a deeper body: the generic path over the whole network
     n, p = Xz.shape
     alphas = (torch.arange(int(steps), dtype=torch.float64) + 0.5) / int(steps)
     per_sample = np.empty((n, p, len(outs))) if statistic == "none" else None
@@ -339,14 +344,22 @@ def network_integrated_gradients(
                 pre = a[:, None, None] * z[None] + lin1.bias  # (steps, batch, hidden)
                 dbar = _slope(act, pre).mean(dim=0)  # path-averaged slopes (batch, hidden)
                 W1t, W2t = lin1.weight.T, lin2.weight[outs].T
+                Wl = None
+                if res is not None:
+                    W2t = W2t * res.gate[outs]
+                    Wl = res.linear.weight[outs].T  # (p, outputs)
                 if statistic == "mean":
                     total += ((W1t * (xb.T @ dbar)).double() @ W2t.double()).cpu().numpy()
+                    if Wl is not None:
+                        total += (xb.sum(dim=0)[:, None] * Wl).double().cpu().numpy()
                     continue
                 # every sample's (p, outputs) matrix, a few samples at a time to bound memory
                 sub = max(1, _CHUNK_ELEMENTS // (p * max(W1t.shape[1], W2t.shape[1])))
                 for r in range(0, xb.shape[0], sub):
                     xr, dr = xb[r:r + sub], dbar[r:r + sub]
                     ig = (xr[:, :, None] * W1t[None] * dr[:, None, :]) @ W2t  # (sub, p, outputs)
+                    if Wl is not None:
+                        ig += xr[:, :, None] * Wl[None]
                     if statistic == "none":
                         per_sample[s + r:s + r + xr.shape[0]] = ig.double().cpu().numpy()
                     else:
@@ -403,8 +416,54 @@ def closed_form_applies(model: Model) -> bool:
     layers); otherwise it costs one backward pass per target and sample."""
     if hasattr(model, "coef_"):
         return True
-    nets = getattr(model, "networks_", None) or []
+    if hasattr(model, "parts_"):  # a per-gene choice: the blend of its parts
+        return all(closed_form_applies(p) for p in model.parts_.values())
+    nets = [n.body if isinstance(n, ResidualNet) else n for n in getattr(model, "networks_", None) or []]
     return bool(nets) and all((lay := _layers(n)) is not None and len(lay) // 2 <= 2 for n in nets)
+
+
+def _choice_attributions_z(model: Model, Xz: np.ndarray, method: str, pos: np.ndarray, *, statistic: str,
+                           **kw) -> np.ndarray:
+    """A per-gene choice: each target's blend of its parts' attributions (exact for the
+    gradient and signed integrated gradients, both linear in the model)."""
+    W = model.weights_[pos]
+    names = model.part_names_
+    no_attr = [f for f in names if f not in ("linear", "mlp")]
+    for f in no_attr:
+        uses = np.flatnonzero(W[:, names.index(f)] > 0)
+        if uses.size:
+            raise ModelError(f"{uses.size} of the requested targets use {f} (e.g. "
+                             f"{model.target_ids_[pos[uses[:5]]].tolist()}), which has no landmark attributions; "
+                             "leave them out (targets=) or choose without that family")
+    if method != "gradient" and statistic == "mean_abs" and ((W > 0).sum(axis=1) > 1).any():
+        raise ModelError("the mean absolute attribution of a blend is not the blend of its parts': use "
+                         "statistic='mean' or the gradient for targets that blend families")
+    out = np.zeros((Xz.shape[1], len(pos)))
+    for f, part in model.parts_.items():
+        w = W[:, names.index(f)]
+        keep = np.flatnonzero(w > 0)
+        if keep.size:
+            out[:, keep] += w[keep] * _attributions_z(part, Xz, method, pos[keep], statistic=statistic, **kw)
+    return out
+
+
+def _residual_attributions(net: ResidualNet, Xz: np.ndarray, method: str, keep: np.ndarray, *, statistic: str,
+                           steps: int, batch_size: int | None, engine: str, progress) -> np.ndarray:
+    """Ridge path plus gated residual: the ridge part in closed form, the body as a network.
+
+    The gradient and the signed integrated gradients are sums of the two parts'; the mean
+    absolute integrated gradient is not, and goes through the whole network."""
+    W = net.linear.weight.detach().double().cpu().numpy().T[:, keep]  # landmarks x outputs
+    gate = net.gate.detach().double().cpu().numpy()[keep]
+    if method == "gradient":
+        return W + gate * network_gradient(net.body, Xz, outputs=keep, batch_size=batch_size or 512, method=engine,
+                                           progress=progress)
+    if statistic == "mean_abs":  # not a sum of the parts': the whole network (closed form for one hidden layer)
+        return network_integrated_gradients(net, Xz, steps=steps, statistic=statistic, outputs=keep,
+                                            batch_size=batch_size or 128, method=engine)
+    return (np.asarray(Xz, np.float64).mean(axis=0)[:, None] * W
+            + gate * network_integrated_gradients(net.body, Xz, steps=steps, statistic=statistic, outputs=keep,
+                                                  batch_size=batch_size or 128, method=engine))
 
 
 def _attributions_z(model: Model, Xz: np.ndarray, method: str, pos: np.ndarray, *, statistic: str,
@@ -423,6 +482,9 @@ def _attributions_z(model: Model, Xz: np.ndarray, method: str, pos: np.ndarray, 
         if statistic == "mean":
             return X.mean(axis=0)[:, None] * W
         return np.abs(X).mean(axis=0)[:, None] * np.abs(W)
+    if hasattr(model, "parts_"):
+        return _choice_attributions_z(model, Xz, method, pos, statistic=statistic, steps=steps,
+                                      batch_size=batch_size, engine=engine, progress=progress)
     if not hasattr(model, "networks_"):
         raise ModelError(f"attributions need a linear model or a network, not a {type(model).__name__}")
     out = np.zeros((Xz.shape[1], len(pos)))
@@ -434,7 +496,11 @@ def _attributions_z(model: Model, Xz: np.ndarray, method: str, pos: np.ndarray, 
         if not keep.size:
             continue
         dest = where.loc[cols[keep]].to_numpy()
-        if method == "gradient":
+        if isinstance(net, ResidualNet):
+            step = None if progress is None else (lambda d, n, i=i: progress(i * n + d, n_nets * n))
+            out[:, dest] = _residual_attributions(net, Xz, method, keep, statistic=statistic, steps=steps,
+                                                  batch_size=batch_size, engine=engine, progress=step)
+        elif method == "gradient":
             step = None if progress is None else (lambda d, n, i=i: progress(i * n + d, n_nets * n))
             out[:, dest] = network_gradient(net, Xz, outputs=keep, batch_size=batch_size or 512, method=engine,
                                             progress=step)

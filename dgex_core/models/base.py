@@ -365,6 +365,7 @@ class Model:
                     if fitted != n:
                         raise ModelError(f"its {what} ({type(part).__name__}) holds {fitted} genes but the model "
                                          f"lists {n}: the run folder is inconsistent")
+            model._missing_params_ = sorted(known - set(params))  # settings an older dgex did not write
             model._folder = folder  # families with arrays in files of their own read them from here
             model._set_state(meta["state"], weights)
         except ModelError as e:
@@ -380,6 +381,6 @@ class Model:
 
 def load_model(folder: str | Path) -> Model:
     """Load a saved model of any family."""
-    from . import knn, linear, mlp  # noqa: F401  (registers the families)
+    from . import choice, knn, linear, mlp  # noqa: F401  (registers the families)
 
     return Model.load(folder)
