@@ -129,7 +129,7 @@ def dataset_values(data: Dataset, n: int = 200_000, seed: int = 0) -> np.ndarray
 
 
 # ----------------------------------------------------------------- models
-FAMILIES = ("linear", "knn", "mlp")
+FAMILIES = ("linear", "knn", "mlp", "choice")
 
 
 def make_model(family: str, **settings):
@@ -137,8 +137,18 @@ def make_model(family: str, **settings):
 
     ``linear``: ``alphas`` ("auto" or a list); ``knn``: ``k_grid``, ``metric``;
     ``mlp``: ``width``, ``layers``, ``max_epochs``, ``dropout``, ``activation`` and any
-    other :class:`~dgex_core.models.mlp.MLPModel` setting.
+    other :class:`~dgex_core.models.mlp.MLPModel` setting; ``choice``: ``parts`` (families)
+    and the ``mlp`` settings for its network part.
     """
+    if family == "choice":
+        from .models.choice import ChoiceModel
+
+        s = dict(settings)
+        parts = s.pop("parts", ("linear", "mlp"))
+        net = make_model("mlp", **s).get_params() if "mlp" in parts else None
+        model = ChoiceModel(parts=parts, mlp=net)
+        model._check()
+        return model
     if family == "linear":
         from .models.linear import LinearModel
 

@@ -37,7 +37,7 @@ class _Bar:
                                   dynamic_ncols=True, disable=None)
         self.bar.n = step
         post = {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in metrics.items()
-                if k in ("val_mae", "best_val_mae", "train_loss", "stage", "epoch", "group", "k", "alpha")}
+                if k in ("part", "val_mae", "best_val_mae", "train_loss", "stage", "epoch", "group", "k", "alpha")}
         if post:
             self.bar.set_postfix(post, refresh=False)
         self.bar.refresh()
@@ -138,6 +138,7 @@ def _positive_int(text: str) -> int:
 
 
 def _model_from_args(args):
+    from .models.choice import ChoiceModel
     from .models.knn import KNNModel
     from .models.linear import LinearModel
     from .models.mlp import MLPModel
@@ -171,6 +172,14 @@ def _model_from_args(args):
         if args.model == "knn":
             settings.setdefault("k_grid", "auto")
             return KNNModel(**settings)
+        if args.model == "choice":
+            if getattr(args, "parts", None):
+                settings["parts"] = [p.strip() for p in args.parts.split(",") if p.strip()]
+            if args.checkpoint_dir:
+                settings["mlp"] = {**(settings.get("mlp") or {}), "checkpoint_dir": args.checkpoint_dir}
+            model = ChoiceModel(**settings)
+            model._check()  # refused now, not after the parts' fits
+            return model
         if args.checkpoint_dir:
             settings["checkpoint_dir"] = args.checkpoint_dir
         return MLPModel(**settings)
@@ -275,7 +284,7 @@ def _cmd_train(args) -> int:
     model = _model_from_args(args)
     name = args.name or f"{Path(dname).name.split('.')[0]}-{args.model}"
     check_run_name(name, args.runs_dir, overwrite=args.overwrite)
-    bar = _Bar(f"train {args.model}", "epoch" if args.model == "mlp" else "step")
+    bar = _Bar(f"train {args.model}", "epoch" if args.model in ("mlp", "choice") else "step")
     try:
         run = train_run(ds, model, name, val=args.val, test=args.test, seed=args.seed, group_by=args.group_by,
                         progress=bar, dataset_name=dname, keep_predictions=args.keep_predictions)
@@ -510,8 +519,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True,
                    help="expression file, or 'demo' for the built-in demo ('demo:2000x500' for a smaller one)")
     t.add_argument("--landmarks", help="landmark list (required with a file)")
-    t.add_argument("--model", choices=["linear", "knn", "mlp"], default="linear", help="model family (default linear)")
-    t.add_argument("--config", help="JSON or TOML file of model settings (optionally under a [linear]/[knn]/[mlp] key)")
+    t.add_argument("--model", choices=["linear", "knn", "mlp", "choice"], default="linear",
+                   help="model family (default linear); choice: per gene, the family or blend of families with the "
+                        "lowest validation error")
+    t.add_argument("--parts", help="(choice) families to choose among, comma-separated (default linear,mlp)")
+    t.add_argument("--config", help="JSON or TOML file of model settings (optionally under a "
+                                    "[linear]/[knn]/[mlp]/[choice] key)")
     t.add_argument("--platform", help="the platform to read from a GEO SOFT file that spans several (e.g. GPL96)")
     t.add_argument("--normalize", choices=["none", "log2cpm", "log2"],
                    help="per-sample normalization of the whole profile before anything else: log2cpm = "

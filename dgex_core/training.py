@@ -173,6 +173,8 @@ def train_run(
         per_gene = ev.per_gene
         if well is not None:
             per_gene["well_inferred"] = well.reindex(per_gene.index).fillna(False).astype(bool)
+        if hasattr(model, "choice_table"):  # a per-gene choice: which family each gene uses
+            per_gene["uses"] = model.choice_table()["uses"].reindex(per_gene.index).to_numpy()
         per_sample = ev.per_sample.to_frame()
         if keep_predictions:
             preds = model.predict_dataset(split.test)

@@ -60,6 +60,22 @@ if chosen:
     summ = table.groupby("run", sort=False)["error"].agg(["mean", "median", "std", "count"])
     st.dataframe(summ.rename(columns={"count": "genes"}))
 
+# ------------------------------------------------- per-gene choice runs
+picks = [n for n in names if "uses" in runs()[n].per_gene]
+if picks:
+    st.subheader("Which family each gene uses (per-gene choice runs)")
+    pick = st.selectbox("Choice run", picks, index=len(picks) - 1, key="err_choice_run")
+    pg = runs()[pick].per_gene
+    counts = pg.groupby("uses", sort=False).agg(genes=("uses", "size"), mean_error=(metric, "mean"))
+    counts = counts.sort_values("genes", ascending=False)
+    st.caption("Chosen per gene on the validation samples (the family, or convex blend of families, with the "
+               "lowest validation error); errors here are on the test samples.")
+    c = st.columns([2, 3])
+    c[0].dataframe(counts.rename(columns={"mean_error": f"mean {metric}"}))
+    fig = px.bar(counts.reset_index(), x="uses", y="genes", labels={"uses": "family or blend", "genes": "genes"})
+    fig.update_layout(height=300, margin=dict(t=10))
+    c[1].plotly_chart(fig, key="err_choice_bar")
+
 # --------------------------------------------------------------- A vs B
 st.subheader("Run A against run B, gene by gene")
 if len(names) < 2:
@@ -113,7 +129,8 @@ if hits:
         lo, hi = float(df[["measured", "predicted"]].min().min()), float(df[["measured", "predicted"]].max().max())
         fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect", line=dict(color="grey", dash="dash")))
         fig.update_layout(height=400, margin=dict(t=40),
-                          title=f"{gene}: MAE {row.get('mae', float('nan')):.3f} ({units(run)}), "
+                          title=(f"{gene} ({row['uses']}): " if "uses" in row else f"{gene}: ")
+                                + f"MAE {row.get('mae', float('nan')):.3f} ({units(run)}), "
                                 f"{row.get('mae_z', float('nan')):.3f} training sd, "
                                 f"Pearson r {row.get('pearson', float('nan')):.3f}, {len(df):,} test samples")
         st.plotly_chart(fig, key="gene_scatter")

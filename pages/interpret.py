@@ -20,7 +20,9 @@ st.caption("Attributions in standardized units, like linear weights: the change 
            "gradients|** (against the training mean) ranks landmarks by how much of each sample's prediction they "
            "account for.")
 
-nets = [n for n, r in runs().items() if hasattr(r.model, "networks_")]
+# networks, and per-gene choice runs whose parts all have attributions (KNN-GE has none)
+nets = [n for n, r in runs().items() if hasattr(r.model, "networks_")
+        or (hasattr(r.model, "parts_") and set(r.model.parts_) <= {"linear", "mlp"})]
 lins = [n for n, r in runs().items() if hasattr(r.model, "coef_")]
 if not nets:
     st.info("No network run yet: train a D-GEX network (and a linear regression to compare with) on the Train "
@@ -29,7 +31,7 @@ if not nets:
 
 METHODS = {"gradient": "mean gradient", "integrated_gradients": "mean |integrated gradients| (slower)"}
 c = st.columns(4)
-net_name = c[0].selectbox("Network run", nets, index=len(nets) - 1, key="int_net")
+net_name = c[0].selectbox("Network (or per-gene choice) run", nets, index=len(nets) - 1, key="int_net")
 lin_name = c[1].selectbox("Compare with (linear run)", [None, *lins], index=len(lins),
                           format_func=lambda n: "(no linear run)" if n is None else n, key="int_lin")
 which = c[2].selectbox("Explained on", list(appstate.SAMPLE_SETS), format_func=appstate.SAMPLE_SETS.get,

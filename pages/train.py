@@ -7,6 +7,8 @@ no second training starts on top of it."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -23,11 +25,13 @@ st.caption(f"On **{ss['dataset_label']}** ({ds.n_samples:,} samples, {ds.n_landm
            + (f", grouped by {sa['group_by']}" if sa.get("group_by") else "") + " (change it on the Data page).")
 
 LABELS = {"linear": "Linear regression (ridge, the LINCS baseline)", "knn": "KNN-GE",
-          "mlp": "D-GEX network (PyTorch)"}
+          "mlp": "D-GEX network (PyTorch)",
+          "choice": "Per-gene choice (each gene: the family or blend best on validation)"}
 #: The settings widgets and their defaults; a training remembers their values, so a
 #: session that comes back to it (a reload) shows the settings it runs with.
 INPUTS = {"train_family": "linear", "knn_metric": "euclidean", "mlp_width": 1000, "mlp_layers": 1,
-          "mlp_epochs": 30, "mlp_dropout": 0.3, "mlp_activation": "relu"}
+          "mlp_epochs": 30, "mlp_dropout": 0.1, "mlp_activation": "relu", "mlp_linear_path": "frozen",
+          "mlp_adaptive": True, "choice_parts": ["linear", "mlp"]}
 slot = user()
 collect_job()  # a training that ended since the last run (app.py does it too; AppTest runs the page alone)
 job = slot.job
@@ -49,13 +53,27 @@ with tab_new:
         settings["metric"] = c[0].selectbox("Distance", ["euclidean", "correlation"], **kept("knn_metric"))
         c[1].caption("k chosen on validation from 1, 3, 5, 10, 20, 40.")
         settings["k_grid"] = "auto"
-    else:
+    if family == "choice":
+        settings["parts"] = st.multiselect("Choose among", ["linear", "knn", "mlp"], **kept("choice_parts"))
+        st.caption("Each part is fitted on the training samples; each gene then takes the part, or the 75/25, "
+                   "50/50 blend, with the lowest validation error (never worse than the better part there). "
+                   "The network settings below are its network part's.")
+    if family in ("mlp", "choice"):
         c = st.columns(5)
         settings["width"] = c[0].number_input("Hidden width", 10, 10000, step=100, **kept("mlp_width"))
         settings["layers"] = c[1].number_input("Hidden layers", 1, 3, **kept("mlp_layers"))
         settings["max_epochs"] = c[2].number_input("Epochs", 1, 500, **kept("mlp_epochs"))
         settings["dropout"] = c[3].slider("Dropout", 0.0, 0.9, step=0.05, **kept("mlp_dropout"))
-        settings["activation"] = c[4].selectbox("Activation", ["relu", "tanh", "sigmoid"], **kept("mlp_activation"))
+        settings["activation"] = c[4].selectbox("Activation", ["relu", "tanh", "sigmoid", "gelu", "elu"],
+                                                **kept("mlp_activation"))
+        c = st.columns([2, 3])
+        settings["linear_path"] = c[0].selectbox(
+            "Linear path", ["frozen", "finetune", "off"], **kept("mlp_linear_path"),
+            help="frozen: ridge regression plus a learned non-linear residual, gated per gene on validation "
+                 "(a gene the network cannot improve keeps the ridge answer); finetune: the ridge weights "
+                 "trained too; off: the plain D-GEX network")
+        settings["adaptive"] = c[1].checkbox("Adaptive activations (TAAF: learnable per-unit scale and shift)",
+                                             **kept("mlp_adaptive"))
     taken = [*runs(), *([job.name] if job is not None else [])]
     default_name = appstate.unique_run_name(f"{ss['dataset_label']}-{family}", taken)
     # one widget whose value follows the suggested name (a key per suggestion left two
@@ -106,26 +124,31 @@ def progress_panel(shown_busy: bool) -> None:
     st.subheader(f"Run {job.name}")
     if info.get("dataset_key") != ss["dataset_key"]:
         st.caption(f"On {info.get('dataset_label', job.dataset_name)}, not the current dataset.")
+    # the network's epochs (other progress rows are stages: the linear path's ridge fit, a choice's parts)
+    epochs = hist.dropna(subset=["epoch"]) if "epoch" in hist else hist.iloc[:0]
     if not job.done:
         c = st.columns([3, 1])
-        if "epoch" in hist:
-            last = hist.iloc[-1]
+        last_row = hist.iloc[-1] if len(hist) else None
+        part = "" if last_row is None or pd.isna(last_row.get("part", np.nan)) else f"{last_row['part']}: "
+        if len(epochs) and last_row is not None and not pd.isna(last_row.get("epoch", np.nan)):
+            last = epochs.iloc[-1]
             c[0].progress(min(1.0, last["step"] / last["total"]),
-                          text=f"epoch {int(last['epoch'])} of {int(last['total'])} · val MAE "
+                          text=f"{part}epoch {int(last['epoch'])} of {int(last['total'])} · val MAE "
                                f"{last['val_mae']:.4f} (best {last['best_val_mae']:.4f}) · {job.elapsed:.0f} s")
         else:
-            c[0].progress(0.0, text=f"fitting… {job.elapsed:.0f} s")
+            stage = last_row.get("stage") if last_row is not None else None
+            c[0].progress(0.0, text=f"{part}{stage if isinstance(stage, str) else 'fitting'}… {job.elapsed:.0f} s")
         if c[1].button("Stop", disabled=job.stopping, key="train_stop"):
             job.stop()
-    if "epoch" in hist and len(hist):
+    if len(epochs):
         # two quantities, two scales: the training loss (of the standardized targets) on the
         # left, the validation MAE (training sd units) on the right; whole epochs only
         fig = go.Figure()
-        fig.add_scatter(x=hist["epoch"], y=hist["train_loss"], name="training loss", mode="lines+markers")
-        fig.add_scatter(x=hist["epoch"], y=hist["val_mae"], name="validation MAE", mode="lines+markers",
+        fig.add_scatter(x=epochs["epoch"], y=epochs["train_loss"], name="training loss", mode="lines+markers")
+        fig.add_scatter(x=epochs["epoch"], y=epochs["val_mae"], name="validation MAE", mode="lines+markers",
                         yaxis="y2")
         fig.update_layout(height=320, margin=dict(t=10), legend=dict(orientation="h", y=1.12),
-                          xaxis=dict(title="epoch", tickmode="linear", tick0=1, dtick=max(1, len(hist) // 10),
+                          xaxis=dict(title="epoch", tickmode="linear", tick0=1, dtick=max(1, len(epochs) // 10),
                                      tickformat="d"),
                           yaxis=dict(title="training loss (standardized targets)"),
                           yaxis2=dict(title="validation MAE (training sd units)", overlaying="y", side="right"))
