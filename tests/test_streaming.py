@@ -175,14 +175,17 @@ def test_network_block_loader_visits_every_sample_once_per_epoch(gctx, small_blo
     assert src.block_size < N  # several groups
     model = MLPModel(hidden=[8], batch_size=25)
     seen = []
-    for xb, _ in model._batches(src, None, np.arange(lz.n_targets), 123, "cpu"):
+    from dgex_core.models.mlp import _GroupTargets
+
+    targets = _GroupTargets(np.arange(lz.n_targets))
+    for xb, _ in model._batches(src, None, targets, 123, "cpu"):
         assert xb.shape[0] == 25 or len(seen) * 25 + xb.shape[0] == N
         seen.append(xb.numpy())
     got = np.vstack(seen)
     assert got.shape[0] == N == len(seen) * 25 - (25 - got.shape[0] % 25) % 25
     order = np.lexsort(got.T[::-1])
     np.testing.assert_array_equal(got[order], np.asarray(lz.landmarks)[np.lexsort(np.asarray(lz.landmarks).T[::-1])])
-    again = np.vstack([x.numpy() for x, _ in model._batches(src, None, np.arange(lz.n_targets), 123, "cpu")])
+    again = np.vstack([x.numpy() for x, _ in model._batches(src, None, targets, 123, "cpu")])
     np.testing.assert_array_equal(again, got)  # reproducible
     assert model._steps_per_epoch(src) == len(seen)
 

@@ -119,3 +119,15 @@ def test_cli_trains_a_choice_run(tmp_path, monkeypatch, capsys):
     run = load_run(tmp_path / "runs" / "c")
     assert run.family == "choice" and run.per_gene["uses"].isin(
         ["linear", "mlp", "linear 0.75 + mlp 0.25", "linear 0.5 + mlp 0.5", "linear 0.25 + mlp 0.75"]).all()
+    # and `dgex predict` applies it to a landmark-only file, like any run
+    from dgex_core.demo import DemoConfig, load_demo
+    from dgex_core.io import read, write
+
+    ds = load_demo(DemoConfig(n_samples=300, n_targets=40)).dataset()
+    plate = ExpressionMatrix(np.asarray(ds.landmarks[:20], np.float32), ds.sample_ids[:20], ds.landmark_ids)
+    write(plate, tmp_path / "plate.gct")
+    assert main(["predict", "c", str(tmp_path / "plate.gct"), "-o", str(tmp_path / "out.gctx"),
+                 "--runs-dir", str(tmp_path / "runs"), "--no-clip"]) == 0
+    out = read(tmp_path / "out.gctx")
+    got = out.values[:, out.gene_ids.get_indexer(run.model.target_ids_)]
+    np.testing.assert_allclose(got, run.model.predict(np.asarray(ds.landmarks[:20])), rtol=1e-5, atol=1e-5)
