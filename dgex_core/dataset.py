@@ -317,6 +317,23 @@ class Dataset:
             self.provenance, self.coverage,
         )
 
+    @classmethod
+    def from_anndata(cls, adata, landmarks, *, layer: str | None = None, targets: Sequence[str] | None = None,
+                     gene_id_column: str | None = None, allow_missing: bool = False) -> Dataset:
+        """A dataset from an AnnData (samples x genes): ``X`` or ``layers[layer]``, dense,
+        scipy-sparse CSR / CSC or backed (read by blocks from its file); ``obs`` and
+        ``var`` become the sample and gene metadata. See :mod:`dgex_core.adata`."""
+        from .adata import dataset_from_anndata
+
+        return dataset_from_anndata(adata, landmarks, layer=layer, targets=targets, gene_id_column=gene_id_column,
+                                    allow_missing=allow_missing)
+
+    def to_anndata(self):
+        """This dataset as an AnnData: ``X`` landmarks then targets, ``var["role"]``."""
+        from .adata import dataset_to_anndata
+
+        return dataset_to_anndata(self)
+
     def to_matrix(self) -> ExpressionMatrix:
         """All genes as one matrix, landmarks first (samples x (landmarks + targets)); reads a lazy dataset whole."""
         meta = pd.concat([self.landmark_meta.assign(role="landmark"), self.target_meta.assign(role="target")])
