@@ -90,19 +90,19 @@ def predict(model_or_run, data, *, missing: str = "refuse", clip: bool = True):
         from .adata import predictions_to_anndata
 
         lm = _anndata_landmarks(model, data)
-        pred = _clip(model.predict(lm.to_numpy(), missing=missing).astype(np.float32, copy=False), run, clip)
+        pred = _clip(model.predict_landmarks(lm.to_numpy(), missing=missing).astype(np.float32, copy=False), run, clip)
         out = pd.DataFrame(pred, index=lm.index, columns=model.target_ids_)
         return predictions_to_anndata(lm, out, data.obs, None if run is None else run.well_inferred())
     if isinstance(data, Dataset):
         lm = data.landmarks[:, model.landmark_positions(data)]
-        pred = _clip(model.predict(np.asarray(lm), missing=missing).astype(np.float32, copy=False), run, clip)
+        pred = _clip(model.predict_landmarks(np.asarray(lm), missing=missing).astype(np.float32, copy=False), run, clip)
         return pd.DataFrame(pred, index=data.sample_ids, columns=model.target_ids_)
     if isinstance(data, pd.DataFrame):
         lm = _landmarks_frame(model, data)
-        pred = _clip(model.predict(lm.to_numpy(np.float64), missing=missing).astype(np.float32, copy=False), run,
+        pred = _clip(model.predict_landmarks(lm.to_numpy(np.float64), missing=missing).astype(np.float32, copy=False), run,
                      clip)
         return pd.DataFrame(pred, index=data.index, columns=model.target_ids_)
-    return _clip(np.asarray(model.predict(np.asarray(data), missing=missing)), run, clip)
+    return _clip(np.asarray(model.predict_landmarks(np.asarray(data), missing=missing)), run, clip)
 
 
 def evaluate(model_or_run, data, *, group_by: str | None = "auto", spearman: bool = True):

@@ -133,22 +133,26 @@ FAMILIES = ("linear", "knn", "mlp", "choice")
 
 
 def make_model(family: str, **settings):
-    """An unfitted model of ``family`` from page settings.
+    """An unfitted model of ``family`` from page settings, its settings checked.
 
     ``linear``: ``alphas`` ("auto" or a list); ``knn``: ``k_grid``, ``metric``;
     ``mlp``: ``width``, ``layers``, ``max_epochs``, ``dropout``, ``activation`` and any
     other :class:`~dgex_core.models.mlp.MLPModel` setting; ``choice``: ``parts`` (families)
     and the ``mlp`` settings for its network part.
     """
+    model = _make_model(family, **settings)
+    model.check_params()
+    return model
+
+
+def _make_model(family: str, **settings):
     if family == "choice":
         from .models.choice import ChoiceModel
 
         s = dict(settings)
         parts = s.pop("parts", ("linear", "mlp"))
-        net = make_model("mlp", **s).get_params() if "mlp" in parts else None
-        model = ChoiceModel(parts=parts, mlp=net)
-        model._check()
-        return model
+        net = _make_model("mlp", **s).get_params() if "mlp" in parts else None
+        return ChoiceModel(parts=parts, mlp=net)
     if family == "linear":
         from .models.linear import LinearModel
 

@@ -178,7 +178,7 @@ def _model_from_args(args):
             if args.checkpoint_dir:
                 settings["mlp"] = {**(settings.get("mlp") or {}), "checkpoint_dir": args.checkpoint_dir}
             model = ChoiceModel(**settings)
-            model._check()  # refused now, not after the parts' fits
+            model.check_params()  # refused now, not after the parts' fits
             return model
         if args.checkpoint_dir:
             settings["checkpoint_dir"] = args.checkpoint_dir
@@ -282,6 +282,7 @@ def _cmd_train(args) -> int:
     ds, dname = _load_dataset(args.data, args.landmarks, args.allow_missing_landmarks, args.sample_sheet,
                               args.normalize, args.platform)
     model = _model_from_args(args)
+    model.check_params()  # refused now, not after loading the data
     name = args.name or f"{Path(dname).name.split('.')[0]}-{args.model}"
     check_run_name(name, args.runs_dir, overwrite=args.overwrite)
     bar = _Bar(f"train {args.model}", "epoch" if args.model in ("mlp", "choice") else "step")

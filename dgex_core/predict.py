@@ -158,7 +158,7 @@ def predict_matrix_block(
     elif type(model).predict is Model.predict:  # predict = inverse-standardize(predict_standardized): into place
         model.target_scaler_.inverse_transform(model.predict_standardized(x, missing), out=pred)
     else:
-        pred[:] = model.predict(x, missing=missing)
+        pred[:] = model.predict_landmarks(x, missing=missing)
     meta = block.sample_meta.copy()
     meta["n_imputed"] = nan.sum(axis=1)
     n_clipped = np.zeros(pred.shape[0], dtype=np.int64)

@@ -120,3 +120,30 @@ def test_evaluate_takes_an_anndata(demo, adata):
     a = evaluate(run, adata).per_gene
     b = evaluate(run, ds).per_gene
     pd.testing.assert_series_equal(a["mae"], b["mae"], rtol=1e-5)
+
+
+def test_models_fit_dataframes_anndata_and_clone(demo):
+    from sklearn.base import clone
+
+    ds = demo.dataset()
+    X = pd.DataFrame(np.asarray(ds.landmarks), index=ds.sample_ids, columns=ds.landmark_ids)
+    Y = pd.DataFrame(np.asarray(ds.targets), index=ds.sample_ids, columns=ds.target_ids)
+    m = dg.LinearModel(alphas="auto").fit(X, Y)  # validation: a seeded tenth held out
+    assert m.n_features_in_ == ds.n_landmarks and list(m.feature_names_in_) == list(ds.landmark_ids)
+    assert list(m.target_ids_) == list(ds.target_ids)
+    out = m.predict(X.iloc[:, ::-1])  # columns matched by id
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == list(ds.target_ids)
+    np.testing.assert_allclose(out.to_numpy(), m.predict_landmarks(X.to_numpy()), rtol=1e-10)
+    # the same from an AnnData whose var["role"] says which genes are landmarks
+    a = dg.LinearModel(alphas="auto").fit(ds.to_anndata())
+    np.testing.assert_allclose(a.coef_, m.coef_, rtol=1e-8, atol=1e-10)
+    # clone: same settings, not fitted; fits the same
+    c = clone(m)
+    assert c.get_params() == m.get_params() and not c.is_fitted
+    np.testing.assert_array_equal(c.fit(X, Y).coef_, m.coef_)
+    # one target as a 1-D y: 1-D predictions
+    y = Y.iloc[:, 0]
+    one = dg.LinearModel().fit(X.to_numpy(), y.to_numpy())
+    assert one.predict(X.to_numpy()).shape == (ds.n_samples,)
+    with pytest.raises(ValueError, match=f"X has 5 features, but LinearModel is expecting {ds.n_landmarks} features"):
+        one.predict(X.to_numpy()[:, :5])

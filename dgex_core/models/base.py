@@ -21,10 +21,12 @@ import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import NotFittedError
 
 from ..dataset import Dataset
 from ..errors import ModelError
@@ -32,7 +34,11 @@ from ..lazy import block_rows
 from ..preprocess import Log2Transform, Pipeline, QuantileNormalizer, Standardizer, step_from_state
 from .sources import ArraySource, StandardizedRows, StandardizedSource
 
-__all__ = ["Model", "Progress", "load_model", "register"]
+__all__ = ["Model", "NotFittedModelError", "Progress", "load_model", "register"]
+
+
+class NotFittedModelError(ModelError, NotFittedError):
+    """A model used before it was fitted (scikit-learn's ``NotFittedError`` too)."""
 
 #: A progress callback: ``progress(step, total, metrics)``; the CLI turns it into a bar,
 #: the dashboard into a live chart. ``metrics`` is a small dict (epoch losses, k, alpha...).
@@ -66,12 +72,14 @@ def input_pipeline(transform: str) -> Pipeline:
     return Pipeline([*steps, Standardizer()])
 
 
-class Model:
+class Model(RegressorMixin, BaseEstimator):
     """Base class: settings in ``__init__``, learned state in attributes ending in ``_``.
 
-    Subclasses implement ``_fit_standardized(source, Xz_val, Yz_val, progress)`` (``source``
-    yields standardized sample blocks) and
-    ``_predict_standardized(Xz)``, plus ``_state()`` / ``_set_state()`` for saving.
+    A scikit-learn estimator: ``__init__`` only stores its arguments (they are checked
+    by :meth:`check_params` when fitting), ``get_params`` / ``set_params`` / ``clone``
+    work. Subclasses implement ``_fit_standardized(source, Xz_val, Yz_val, progress)``
+    (``source`` yields standardized sample blocks) and ``_predict_standardized(Xz)``,
+    plus ``_state()`` / ``_set_state()`` for saving.
     """
 
     family: ClassVar[str] = "base"
@@ -80,15 +88,10 @@ class Model:
         self.input_transform = input_transform
 
     # --------------------------------------------------------------- settings
-    def get_params(self) -> dict[str, Any]:
-        """The settings given to ``__init__`` (JSON-friendly)."""
-        import inspect
-
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {n: getattr(self, n) for n in names}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+    def check_params(self) -> None:
+        """Raise :class:`ModelError` naming the first setting that is out of range (called
+        by ``fit``; the CLI and the dashboard call it before loading any data)."""
+        input_pipeline(self.input_transform)
 
     @property
     def is_fitted(self) -> bool:
@@ -96,21 +99,38 @@ class Model:
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
-            raise ModelError(f"this {type(self).__name__} is not fitted yet: call fit(train, val) first")
+            raise NotFittedModelError(f"this {type(self).__name__} is not fitted yet: call fit(train, val) first")
 
     # -------------------------------------------------------------------- fit
-    def fit(self, train: Dataset, val: Dataset | None = None, progress: Progress | None = None) -> Model:
-        """Learn landmarks -> targets from ``train``; ``val`` picks settings / stops early.
+    def fit(self, X, Y=None, val=None, progress: Progress | None = None) -> Model:
+        """Learn landmarks -> targets; ``val`` picks settings / stops early.
+
+        Parameters
+        ----------
+        X
+            The training samples: a :class:`~dgex_core.dataset.Dataset` (its targets
+            inside; ``fit(train, val)`` with two datasets also works), an AnnData
+            (``var["role"]`` says landmark / target, or ``Y`` is a second AnnData), or
+            samples x landmarks as an array, scipy-sparse matrix or DataFrame (columns
+            gene ids) with ``Y`` samples x targets (a 1-D ``Y``: one target).
+        val
+            Validation samples of the same kind (for arrays: ``(X_val, Y_val)``). When a
+            family needs them (the network; a ridge or k grid) and none are given, a
+            seeded tenth of ``X`` is held out (:data:`~dgex_core.models.inputs.VALIDATION_FRACTION`).
 
         The preprocessing (input transform, per-gene standardization of landmarks and
-        targets) is fitted on ``train`` only and then applied to ``val``.
+        targets) is fitted on the training samples only and then applied to ``val``.
 
         Raises
         ------
         ModelError
-            If ``train`` has no targets, has missing values, or ``val`` does not have the
-            same genes.
+            If there are no targets, missing values, or ``val`` does not have the same genes.
         """
+        from .inputs import as_training_data
+
+        if isinstance(X, Dataset) and isinstance(Y, Dataset) and val is None:
+            Y, val = None, Y  # fit(train, val)
+        train, val, one_d = as_training_data(self, X, Y, val)
         if not train.has_targets:
             raise ModelError("the training set has no target genes: nothing to learn")
         if val is not None and val.n_samples and not (
@@ -119,10 +139,26 @@ class Model:
             raise ModelError("validation and training sets must have the same landmarks and targets, in the same order")
         source = ArraySource(train.landmarks, train.targets, block_size=getattr(self, "block_size", 8192))
         has_val = val is not None and val.n_samples > 0
-        return self.fit_source(
+        self.fit_source(
             source, train.landmark_ids, train.target_ids,
             (val.landmarks, val.targets) if has_val else None, progress,
         )
+        self.single_target_ = one_d
+        return self
+
+    def _needs_validation(self) -> bool:
+        """Whether fitting needs validation samples (early stopping, a grid of settings)."""
+        return False
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self.is_fitted
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        tags.input_tags.sparse = True
+        return tags
 
     def fit_source(
         self,
@@ -139,6 +175,7 @@ class Model:
         fitted by streaming passes over ``source``; the model then reads standardized
         blocks. The result is the same as :meth:`fit` on the same samples.
         """
+        self.check_params()
         self._set_gene_ids(source, landmark_ids, target_ids)
         pipeline = input_pipeline(self.input_transform)
         self.target_scaler_ = Standardizer()
@@ -182,6 +219,7 @@ class Model:
                              f"of {source.n_landmarks} landmarks and {source.n_targets} targets")
         self.landmark_ids_ = pd.Index([str(i) for i in landmark_ids], dtype=object)
         self.target_ids_ = pd.Index([str(i) for i in target_ids], dtype=object)
+        self.n_features_in_ = len(self.landmark_ids_)
 
     def standardize_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
         """Landmarks (n_samples, n_landmarks, original units) through the fitted input
@@ -193,20 +231,59 @@ class Model:
         raise NotImplementedError
 
     # ---------------------------------------------------------------- predict
-    def predict(self, landmarks: np.ndarray, missing: str = "refuse") -> np.ndarray:
-        """Targets (n_samples, n_targets) in original units from landmarks (n_samples, n_landmarks).
+    def predict(self, X, missing: str = "refuse"):
+        """Targets in original units for the samples of ``X``.
 
-        Columns of ``landmarks`` must follow ``landmark_ids_``; use
-        :meth:`predict_dataset` to match by id.
+        ``X``: samples x landmarks as an array or scipy-sparse matrix (columns in
+        ``landmark_ids_`` order; returns an array, float64 for float64 input, 1-D when
+        fitted on one 1-D target), a DataFrame (columns gene ids, matched by id; returns
+        a samples x targets DataFrame; other column names count as positions, as in
+        scikit-learn), a :class:`~dgex_core.dataset.Dataset` (a
+        DataFrame) or an AnnData (an AnnData of the measured landmarks and the inferred
+        targets, :func:`dgex_core.api.predict`).
 
         Parameters
         ----------
         missing
             What to do with missing (NaN) landmark values: ``"refuse"`` (raise
             :class:`ModelError`, the default) or ``"impute"`` (replace each by the
-            landmark's training mean, i.e. 0 in standardized units; see
-            :func:`impute_count` to report how many were imputed per sample).
+            landmark's training mean, i.e. 0 in standardized units).
         """
+        from .inputs import is_anndata
+
+        self._check_fitted()
+        if isinstance(X, Dataset):
+            return self.predict_dataset(X)
+        if is_anndata(X):
+            from ..api import predict
+
+            return predict(self, X, missing=missing)
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):  # gene ids: by id
+            cols = pd.Index(X.columns.astype(str))
+            pos = cols.get_indexer(self.landmark_ids_)
+            if (pos < 0).any():
+                miss = self.landmark_ids_[pos < 0]
+                raise ModelError(f"{len(miss)} of the model's {len(pos)} landmarks are not columns of X, e.g. "
+                                 f"{miss[:5].tolist()} (columns must be gene ids)")
+            pred = self.predict_landmarks(X.iloc[:, pos].to_numpy(), missing)
+            if getattr(self, "single_target_", False):
+                return pd.Series(pred[:, 0], index=X.index, name=self.target_ids_[0])
+            return pd.DataFrame(pred, index=X.index, columns=self.target_ids_)
+        from sklearn.utils.validation import validate_data
+
+        Xa = validate_data(self, X, reset=False, accept_sparse=("csr", "csc"), dtype=(np.float64, np.float32),
+                           ensure_all_finite=False)
+        import scipy.sparse as sp
+
+        Xa = Xa.toarray() if sp.issparse(Xa) else Xa
+        pred = self.predict_landmarks(Xa, missing)
+        pred = pred.astype(np.float64, copy=False) if Xa.dtype == np.float64 else pred
+        return pred[:, 0] if getattr(self, "single_target_", False) else pred
+
+    def predict_landmarks(self, landmarks: np.ndarray, missing: str = "refuse") -> np.ndarray:
+        """Targets (n_samples, n_targets) in original units from landmarks (n_samples,
+        n_landmarks, original units, columns in ``landmark_ids_`` order), unchecked
+        beyond the shape: the fast path the pipeline uses; ``missing`` as in :meth:`predict`."""
         self._check_fitted()
         landmarks = np.asarray(landmarks)
         if landmarks.ndim != 2 or landmarks.shape[1] != len(self.landmark_ids_):
@@ -271,7 +348,7 @@ class Model:
                 x, y = data.read_block(sl)
             else:
                 x = np.asarray(data.landmarks[sl])
-            pred = self.predict(x[:, pos]).astype(np.float32, copy=False)
+            pred = self.predict_landmarks(x[:, pos]).astype(np.float32, copy=False)
             yield (sl, pred, y) if with_targets else (sl, pred)
 
     # ------------------------------------------------------------------- save
@@ -352,6 +429,7 @@ class Model:
             model.landmark_ids_ = pd.Index(meta["landmark_ids"], dtype=object)
             model.target_ids_ = pd.Index(meta["target_ids"], dtype=object)
             model.n_train_ = meta.get("n_train", 0)
+            model.n_features_in_ = len(model.landmark_ids_)
 
             def sub(prefix):
                 return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}

@@ -79,16 +79,26 @@ class ChoiceModel(Model):
     def __init__(self, parts=("linear", "mlp"), blend_step: float = 0.25, linear: dict | None = None,
                  knn: dict | None = None, mlp: dict | None = None, input_transform: str = "none") -> None:
         super().__init__(input_transform)
-        self.parts = list(parts)
+        self.parts = parts
         self.blend_step = blend_step
         self.linear, self.knn, self.mlp = linear, knn, mlp
 
     # ------------------------------------------------------------------ parts
-    def _check(self) -> None:
-        bad = [p for p in self.parts if p not in PART_FAMILIES]
-        if bad or not self.parts or len(set(self.parts)) != len(self.parts):
+    def check_params(self) -> None:
+        super().check_params()
+        parts = self._part_list()
+        bad = [p for p in parts if p not in PART_FAMILIES]
+        if bad or not parts or len(set(parts)) != len(parts):
             raise ModelError(f"parts must name distinct families from {PART_FAMILIES}, got {self.parts}")
-        blend_grid(len(self.parts), float(self.blend_step))
+        blend_grid(len(parts), float(self.blend_step))
+        for fam in parts:
+            self.make_part(fam).check_params()
+
+    def _part_list(self) -> list[str]:
+        return [self.parts] if isinstance(self.parts, str) else list(self.parts)
+
+    def _needs_validation(self) -> bool:
+        return True  # the choice is made on validation samples
 
     def make_part(self, family: str) -> Model:
         """An unfitted part with this model's settings for it."""
@@ -108,20 +118,20 @@ class ChoiceModel(Model):
 
     # -------------------------------------------------------------------- fit
     def _fit_standardized(self, source, Xv, Yv, progress: Progress) -> None:
-        self._check()
         if Xv is None or Yv is None:
             raise ModelError("a per-gene choice needs a validation set to choose on; pass val=")
         fitted = {}
-        for i, fam in enumerate(self.parts):
+        parts = self._part_list()
+        for i, fam in enumerate(parts):
             part = self._adopt(self.make_part(fam))
 
             def step(s, total, metrics, i=i, fam=fam):
-                return progress(s, total, {**(metrics or {}), "part": fam, "part_index": i, "n_parts": len(self.parts)})
+                return progress(s, total, {**(metrics or {}), "part": fam, "part_index": i, "n_parts": len(parts)})
 
             part._fit_standardized(source, Xv, Yv, step)
             fitted[fam] = part
-        self.part_names_ = list(self.parts)
-        grid = blend_grid(len(self.parts), float(self.blend_step))
+        self.part_names_ = list(fitted)
+        grid = blend_grid(len(parts), float(self.blend_step))
         scores, part_scores = self._score(fitted, grid, Xv, Yv)
         best = scores.argmin(axis=0)  # first minimum: the purer candidate on ties
         self.weights_ = grid[best]

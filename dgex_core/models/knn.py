@@ -156,13 +156,20 @@ class KNNModel(Model):
         train_block: int = 32768,
     ) -> None:
         super().__init__(input_transform)
-        if metric not in ("euclidean", "correlation"):
-            raise ModelError(f"metric must be 'euclidean' or 'correlation', got {metric!r}")
         self.k = k
-        self.k_grid = list(k_grid) if isinstance(k_grid, (list, tuple, np.ndarray)) else k_grid
+        self.k_grid = k_grid
         self.metric = metric
         self.query_block = query_block
         self.train_block = train_block
+
+    def check_params(self) -> None:
+        super().check_params()
+        if self.metric not in ("euclidean", "correlation"):
+            raise ModelError(f"metric must be 'euclidean' or 'correlation', got {self.metric!r}")
+        self._grid()
+
+    def _needs_validation(self) -> bool:
+        return self.k_grid is not None
 
     def _space(self, Xz: np.ndarray) -> np.ndarray:
         return _row_standardize(Xz) if self.metric == "correlation" else Xz
@@ -229,7 +236,7 @@ class KNNModel(Model):
             if self.k_grid != "auto":
                 raise ModelError(f"k_grid must be a list of integers or 'auto', got {self.k_grid!r}")
             return list(DEFAULT_K_GRID)
-        if not self.k_grid or min(self.k_grid) < 1:
+        if len(self.k_grid) == 0 or min(self.k_grid) < 1:
             raise ModelError(f"k_grid must hold positive integers, got {self.k_grid!r}")
         return [int(k) for k in self.k_grid]
 

@@ -196,8 +196,11 @@ class LinearModel(Model):
     ) -> None:
         super().__init__(input_transform)
         self.alpha = alpha
-        self.alphas = list(alphas) if isinstance(alphas, (list, tuple, np.ndarray)) else alphas
+        self.alphas = alphas
         self.block_size = block_size
+
+    def _needs_validation(self) -> bool:
+        return self.alphas is not None
 
     def fit_source(self, source, landmark_ids, target_ids, val=None, progress=None) -> LinearModel:
         """Fit from sample blocks; with no input transform, in **one pass** over the data.
@@ -211,6 +214,7 @@ class LinearModel(Model):
         if self.input_transform not in ("none", "", None):
             return super().fit_source(source, landmark_ids, target_ids, val, progress)
         progress = progress or (lambda *a: None)
+        self.check_params()
         self._set_gene_ids(source, landmark_ids, target_ids)
         acc = GramAccumulator()
         for i, (xb, yb) in enumerate(source.blocks()):

@@ -55,6 +55,8 @@ GATE_GRID = tuple(round(0.1 * i, 1) for i in range(16))
 
 LINEAR_PATHS = ("off", "frozen", "finetune")
 
+_F32 = torch.float32  # the network computes in float32 whatever the data's dtype
+
 
 def pick_device(device: str = "auto") -> torch.device:
     """``"auto"``: CUDA when available, else CPU; or any torch device string."""
@@ -207,53 +209,58 @@ class MLPModel(Model):
         input_dropout: float = 0.35,
     ) -> None:
         super().__init__(input_transform)
-        if linear_path not in LINEAR_PATHS:
-            raise ModelError(f"linear_path must be one of {LINEAR_PATHS}, got {linear_path!r}")
-        if not 1 <= len(hidden) <= 3:
-            raise ModelError(f"hidden must list 1 to 3 layer widths, got {list(hidden)}")
-        if loss not in ("mae", "mse"):
-            raise ModelError(f"loss must be 'mae' or 'mse', got {loss!r}")
-        if optimizer not in ("adam", "sgd"):
-            raise ModelError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-        if schedule not in ("onecycle", "constant"):
-            raise ModelError(f"schedule must be 'onecycle' or 'constant', got {schedule!r}")
-        if activation not in ACTIVATIONS:
-            raise ModelError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        self.hidden = [int(h) for h in hidden]
-        for name, value, low, high in (("hidden width", min(self.hidden), 1, MAX_WIDTH),
-                                       ("hidden width", max(self.hidden), 1, MAX_WIDTH),
-                                       ("batch_size", batch_size, 1, None), ("max_epochs", max_epochs, 1, None),
-                                       ("patience", patience, 1, None), ("target_groups", target_groups, 1, None),
-                                       ("block_size", block_size, 1, None)):
-            if not isinstance(value, (int, np.integer)) or value < low or (high is not None and value > high):
-                raise ModelError(f"{name} must be a whole number from {low}" + (f" to {high:,}" if high else " up")
-                                 + f", got {value!r}")
-        for name, value in (("dropout", dropout), ("input_dropout", input_dropout)):
-            if not 0.0 <= float(value) < 1.0:
-                raise ModelError(f"{name} must be in [0, 1), got {value!r}")
-        if not float(lr) > 0.0:
-            raise ModelError(f"lr must be above 0, got {lr!r}")
+        self.hidden = hidden
         self.activation = activation
-        self.dropout = float(dropout)
+        self.dropout = dropout
         self.loss = loss
         self.optimizer = optimizer
         self.lr = lr
         self.schedule = schedule
         self.momentum = momentum
         self.weight_decay = weight_decay
-        self.batch_size = int(batch_size)
-        self.max_epochs = int(max_epochs)
-        self.patience = int(patience)
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
         self.max_seconds = max_seconds
-        self.target_groups = int(target_groups)
-        self.seed = int(seed)
+        self.target_groups = target_groups
+        self.seed = seed
         self.device = device
         self.amp = amp
-        self.block_size = int(block_size)
+        self.block_size = block_size
         self.checkpoint_dir = checkpoint_dir
         self.linear_path = linear_path
-        self.adaptive = bool(adaptive)
-        self.input_dropout = float(input_dropout)
+        self.adaptive = adaptive
+        self.input_dropout = input_dropout
+
+    def check_params(self) -> None:
+        super().check_params()
+        if self.linear_path not in LINEAR_PATHS:
+            raise ModelError(f"linear_path must be one of {LINEAR_PATHS}, got {self.linear_path!r}")
+        hidden = list(self.hidden) if isinstance(self.hidden, (list, tuple, np.ndarray)) else None
+        if hidden is None or not 1 <= len(hidden) <= 3:
+            raise ModelError(f"hidden must list 1 to 3 layer widths, got {self.hidden!r}")
+        for name, value, options in (("loss", self.loss, ("mae", "mse")), ("optimizer", self.optimizer, ("adam", "sgd")),
+                                     ("schedule", self.schedule, ("onecycle", "constant")),
+                                     ("activation", self.activation, tuple(sorted(ACTIVATIONS)))):
+            if value not in options:
+                raise ModelError(f"{name} must be one of {options}, got {value!r}")
+        for name, value, low, high in (("hidden width", min(hidden), 1, MAX_WIDTH),
+                                       ("hidden width", max(hidden), 1, MAX_WIDTH),
+                                       ("batch_size", self.batch_size, 1, None), ("max_epochs", self.max_epochs, 1, None),
+                                       ("patience", self.patience, 1, None),
+                                       ("target_groups", self.target_groups, 1, None),
+                                       ("block_size", self.block_size, 1, None)):
+            if not isinstance(value, (int, np.integer)) or value < low or (high is not None and value > high):
+                raise ModelError(f"{name} must be a whole number from {low}" + (f" to {high:,}" if high else " up")
+                                 + f", got {value!r}")
+        for name, value in (("dropout", self.dropout), ("input_dropout", self.input_dropout)):
+            if not isinstance(value, (int, float, np.floating)) or not 0.0 <= float(value) < 1.0:
+                raise ModelError(f"{name} must be in [0, 1), got {value!r}")
+        if not isinstance(self.lr, (int, float, np.floating)) or not float(self.lr) > 0.0:
+            raise ModelError(f"lr must be above 0, got {self.lr!r}")
+
+    def _needs_validation(self) -> bool:
+        return True  # early stopping
 
     # ------------------------------------------------------------------ fit
     def _check_memory(self, n_in: int, group_sizes: list[int], dev) -> None:
@@ -343,7 +350,7 @@ class MLPModel(Model):
                 if x.shape[0] < self.batch_size:
                     carry = (x, y)
                 else:
-                    yield torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
+                    yield torch.from_numpy(x).to(dev, _F32), torch.from_numpy(y).to(dev, _F32)
             if carry is not None:
                 continue
             xt = torch.from_numpy(np.ascontiguousarray(xb))
@@ -354,9 +361,9 @@ class MLPModel(Model):
                     carry = (xb[idx], yb[idx])
                     break
                 it = torch.from_numpy(idx)
-                yield xt[it].to(dev, non_blocking=True), yt[it].to(dev, non_blocking=True)
+                yield xt[it].to(dev, _F32, non_blocking=True), yt[it].to(dev, _F32, non_blocking=True)
         if carry is not None:
-            yield torch.from_numpy(carry[0]).to(dev), torch.from_numpy(carry[1]).to(dev)
+            yield torch.from_numpy(carry[0]).to(dev, _F32), torch.from_numpy(carry[1]).to(dev, _F32)
 
     #: Samples per chunk of the shuffled block loader (contiguous on disk) when the file
     #: has no chunking of its own; in a chunked HDF5 file a chunk is the samples of one

@@ -98,11 +98,17 @@ def test_save_load_round_trip(tmp_path):
     assert back.target_ids_.tolist() == m.target_ids_.tolist()
 
 
-def test_grid_without_validation_is_refused():
-    from dgex_core.errors import ModelError
+def test_grid_without_validation_holds_out_a_seeded_tenth():
+    from dgex_core.models.inputs import hold_out
 
-    with pytest.raises(ModelError, match="validation set"):
-        LinearModel(alphas="auto").fit(_data())
+    data = _data()
+    auto = LinearModel(alphas="auto").fit(data)
+    train, val = hold_out(data)
+    assert (train.n_samples, val.n_samples) == (data.n_samples - round(0.1 * data.n_samples),
+                                               round(0.1 * data.n_samples))
+    explicit = LinearModel(alphas="auto").fit(train, val)
+    assert auto.alpha_ == explicit.alpha_ and auto.n_train_ == train.n_samples
+    np.testing.assert_array_equal(auto.coef_, explicit.coef_)
 
 
 def test_predict_dataset_matches_by_id():

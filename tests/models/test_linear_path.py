@@ -131,4 +131,4 @@ def test_attributions_of_the_linear_path_equal_autograd_on_the_whole_network(met
 
 def test_bad_linear_path_is_refused():
     with pytest.raises(ModelError, match="linear_path"):
-        MLPModel(linear_path="sometimes")
+        MLPModel(linear_path="sometimes").check_params()

@@ -107,7 +107,7 @@ def test_linear_network_architecture():
 
 
 def test_bad_settings_are_refused():
-    with pytest.raises(ModelError, match="1 to 3"):
-        MLPModel(hidden=(1, 2, 3, 4))
-    with pytest.raises(ModelError, match="validation set"):
-        MLPModel(**SMALL).fit(_nonlinear(n=100))
+    with pytest.raises(ModelError, match="1 to 3"):  # checked when fitting, as scikit-learn wants
+        MLPModel(hidden=(1, 2, 3, 4)).fit(_nonlinear(n=100))
+    with pytest.raises(ModelError, match="n_samples = 1"):  # nothing to hold out for early stopping
+        MLPModel(**SMALL).fit(_nonlinear(n=1))
