@@ -129,45 +129,27 @@ def dataset_values(data: Dataset, n: int = 200_000, seed: int = 0) -> np.ndarray
 
 
 # ----------------------------------------------------------------- models
-FAMILIES = ("linear", "knn", "mlp", "choice")
 
 
 def make_model(family: str, **settings):
-    """An unfitted model of ``family`` from page settings, its settings checked.
+    """An unfitted model of ``family`` from page settings, its settings checked
+    (:func:`dgex_core.models.factory.make_model` with the family's defaults).
 
     ``linear``: ``alphas`` ("auto" or a list); ``knn``: ``k_grid``, ``metric``;
-    ``mlp``: ``width``, ``layers``, ``max_epochs``, ``dropout``, ``activation`` and any
-    other :class:`~dgex_core.models.mlp.MLPModel` setting; ``choice``: ``parts`` (families)
-    and the ``mlp`` settings for its network part.
+    ``mlp``: ``width``, ``layers`` and any other :class:`~dgex_core.models.mlp.MLPModel`
+    setting; ``choice``: ``parts`` (families) and the ``mlp`` settings for its network part.
     """
-    model = _make_model(family, **settings)
-    model.check_params()
-    return model
+    from .models.factory import make_model as build
 
-
-def _make_model(family: str, **settings):
-    if family == "choice":
-        from .models.choice import ChoiceModel
-
-        s = dict(settings)
-        parts = s.pop("parts", ("linear", "mlp"))
-        net = _make_model("mlp", **s).get_params() if "mlp" in parts else None
-        return ChoiceModel(parts=parts, mlp=net)
-    if family == "linear":
-        from .models.linear import LinearModel
-
-        return LinearModel(alphas=settings.get("alphas", "auto"))
-    if family == "knn":
-        from .models.knn import KNNModel
-
-        return KNNModel(k_grid=settings.get("k_grid", "auto"), metric=settings.get("metric", "euclidean"))
+    s = dict(settings)
+    if family not in ("mlp", "choice"):
+        return build(family, **s)
+    parts = s.pop("parts", ("linear", "mlp"))
+    width, layers = int(s.pop("width", 1000)), int(s.pop("layers", 1))
+    net = {**s, "hidden": (width,) * layers}
     if family == "mlp":
-        from .models.mlp import MLPModel
-
-        s = dict(settings)
-        width, layers = int(s.pop("width", 1000)), int(s.pop("layers", 1))
-        return MLPModel(hidden=(width,) * layers, **s)
-    raise ModelError(f"model family must be one of {FAMILIES}, got {family!r}")
+        return build("mlp", **net)
+    return build("choice", parts=parts, mlp=net if "mlp" in parts else None)
 
 
 # --------------------------------------------------------------- training

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import DgexError
+from .errors import DgexError, ModelError
+from .models.factory import FAMILIES
 
 
 # ------------------------------------------------------------------------- helpers
@@ -138,10 +139,7 @@ def _positive_int(text: str) -> int:
 
 
 def _model_from_args(args):
-    from .models.choice import ChoiceModel
-    from .models.knn import KNNModel
-    from .models.linear import LinearModel
-    from .models.mlp import MLPModel
+    from .models.factory import make_model
 
     settings = {}
     if args.config:
@@ -165,25 +163,16 @@ def _model_from_args(args):
         settings = dict(settings)
     if args.input_transform:
         settings["input_transform"] = args.input_transform
-    try:
-        if args.model == "linear":
-            settings.setdefault("alphas", "auto")
-            return LinearModel(**settings)
-        if args.model == "knn":
-            settings.setdefault("k_grid", "auto")
-            return KNNModel(**settings)
-        if args.model == "choice":
-            if getattr(args, "parts", None):
-                settings["parts"] = [p.strip() for p in args.parts.split(",") if p.strip()]
-            if args.checkpoint_dir:
-                settings["mlp"] = {**(settings.get("mlp") or {}), "checkpoint_dir": args.checkpoint_dir}
-            model = ChoiceModel(**settings)
-            model.check_params()  # refused now, not after the parts' fits
-            return model
+    if args.model == "choice":
+        if getattr(args, "parts", None):
+            settings["parts"] = [p.strip() for p in args.parts.split(",") if p.strip()]
         if args.checkpoint_dir:
-            settings["checkpoint_dir"] = args.checkpoint_dir
-        return MLPModel(**settings)
-    except TypeError as e:
+            settings["mlp"] = {**(settings.get("mlp") or {}), "checkpoint_dir": args.checkpoint_dir}
+    elif args.checkpoint_dir:
+        settings["checkpoint_dir"] = args.checkpoint_dir
+    try:
+        return make_model(args.model, **settings)  # settings checked now, not after loading the data
+    except ModelError as e:
         raise DgexError(f"bad model setting in {args.config or 'the command line'}: {e}") from None
 
 
@@ -282,7 +271,6 @@ def _cmd_train(args) -> int:
     ds, dname = _load_dataset(args.data, args.landmarks, args.allow_missing_landmarks, args.sample_sheet,
                               args.normalize, args.platform)
     model = _model_from_args(args)
-    model.check_params()  # refused now, not after loading the data
     name = args.name or f"{Path(dname).name.split('.')[0]}-{args.model}"
     check_run_name(name, args.runs_dir, overwrite=args.overwrite)
     bar = _Bar(f"train {args.model}", "epoch" if args.model in ("mlp", "choice") else "step")
@@ -520,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True,
                    help="expression file, or 'demo' for the built-in demo ('demo:2000x500' for a smaller one)")
     t.add_argument("--landmarks", help="landmark list (required with a file)")
-    t.add_argument("--model", choices=["linear", "knn", "mlp", "choice"], default="linear",
+    t.add_argument("--model", choices=list(FAMILIES), default="linear",
                    help="model family (default linear); choice: per gene, the family or blend of families with the "
                         "lowest validation error")
     t.add_argument("--parts", help="(choice) families to choose among, comma-separated (default linear,mlp)")

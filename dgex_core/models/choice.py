@@ -28,9 +28,6 @@ __all__ = ["PART_FAMILIES", "ChoiceModel", "blend_grid"]
 #: Families a choice can be made among.
 PART_FAMILIES = ("linear", "knn", "mlp")
 
-#: Settings a part gets unless told otherwise (what ``dgex train --model FAMILY`` uses).
-_PART_DEFAULTS = {"linear": {"alphas": "auto"}, "knn": {"k_grid": "auto"}, "mlp": {}}
-
 
 def blend_grid(n_parts: int, step: float) -> np.ndarray:
     """Convex weights (candidates x parts) on a simplex grid of ``step``: the pure parts
@@ -92,7 +89,7 @@ class ChoiceModel(Model):
             raise ModelError(f"parts must name distinct families from {PART_FAMILIES}, got {self.parts}")
         blend_grid(len(parts), float(self.blend_step))
         for fam in parts:
-            self.make_part(fam).check_params()
+            self.make_part(fam)  # checks its settings
 
     def _part_list(self) -> list[str]:
         return [self.parts] if isinstance(self.parts, str) else list(self.parts)
@@ -101,13 +98,14 @@ class ChoiceModel(Model):
         return True  # the choice is made on validation samples
 
     def make_part(self, family: str) -> Model:
-        """An unfitted part with this model's settings for it."""
-        from . import knn, linear, mlp  # noqa: F401  (registers the families)
+        """An unfitted part with this model's settings for it (over the family's defaults,
+        :data:`~dgex_core.models.factory.DEFAULTS`: what ``dgex train --model FAMILY`` uses)."""
+        from .factory import make_model
 
-        settings = {**_PART_DEFAULTS[family], **(getattr(self, family) or {})}
+        settings = dict(getattr(self, family) or {})
         if settings.pop("input_transform", self.input_transform) != self.input_transform:
             raise ModelError("set input_transform on the choice, not on a part: the parts share the preprocessing")
-        return _FAMILIES[family](**settings)
+        return make_model(family, **settings)
 
     def _adopt(self, part: Model) -> Model:
         """Give a part this model's gene ids and fitted preprocessing."""
