@@ -697,3 +697,15 @@ def test_a_sample_sheet_on_the_data_page_groups_the_split_and_colours_the_plots(
     goto(at, "data")
     at.text_input(key="sheet_file_path").set_value(str(bad)).run()
     assert not at.exception and any("none of its 2 sample ids" in e.value for e in at.error)
+
+
+def test_errors_page_shows_which_family_each_gene_of_a_choice_run_uses(env, monkeypatch):
+    monkeypatch.setenv("DGEX_DEMO_SIZE", "600x50")
+    at = open_app()
+    name = train(at, "choice", mlp_width=32, mlp_epochs=3)
+    run = at.session_state["runs"][name]
+    goto(at, "errors")
+    assert "Which family each gene uses (per-gene choice runs)" in [s.value for s in at.subheader]
+    counts = next(d.value for d in at.dataframe if d.value.index.name == "uses")
+    assert counts["genes"].sum() == len(run.model.target_ids_)
+    assert counts["genes"].to_dict() == run.per_gene["uses"].value_counts().to_dict()
