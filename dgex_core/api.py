@@ -31,16 +31,6 @@ def _is_anndata(x) -> bool:
     return type(x).__name__ == "AnnData" and hasattr(x, "obs") and hasattr(x, "var_names")
 
 
-def _landmarks_frame(model, X: pd.DataFrame) -> pd.DataFrame:
-    cols = pd.Index(X.columns.astype(str))
-    pos = cols.get_indexer(model.landmark_ids_)
-    if (pos < 0).any():
-        miss = model.landmark_ids_[pos < 0]
-        raise ModelError(f"{len(miss)} of the model's {len(pos)} landmarks are not columns of the data, e.g. "
-                         f"{miss[:5].tolist()} (columns must be gene ids)")
-    return X.iloc[:, pos].set_axis(model.landmark_ids_, axis=1)
-
-
 def _anndata_landmarks(model, adata) -> pd.DataFrame:
     import scipy.sparse as sp
 
@@ -98,7 +88,7 @@ def predict(model_or_run, data, *, missing: str = "refuse", clip: bool = True):
         pred = _clip(model.predict_landmarks(np.asarray(lm), missing=missing).astype(np.float32, copy=False), run, clip)
         return pd.DataFrame(pred, index=data.sample_ids, columns=model.target_ids_)
     if isinstance(data, pd.DataFrame):
-        lm = _landmarks_frame(model, data)
+        lm = model.landmarks_of(data)
         pred = _clip(model.predict_landmarks(lm.to_numpy(np.float64), missing=missing).astype(np.float32, copy=False), run,
                      clip)
         return pd.DataFrame(pred, index=data.index, columns=model.target_ids_)

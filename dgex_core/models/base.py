@@ -259,13 +259,7 @@ class Model(RegressorMixin, BaseEstimator):
 
             return predict(self, X, missing=missing)
         if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):  # gene ids: by id
-            cols = pd.Index(X.columns.astype(str))
-            pos = cols.get_indexer(self.landmark_ids_)
-            if (pos < 0).any():
-                miss = self.landmark_ids_[pos < 0]
-                raise ModelError(f"{len(miss)} of the model's {len(pos)} landmarks are not columns of X, e.g. "
-                                 f"{miss[:5].tolist()} (columns must be gene ids)")
-            pred = self.predict_landmarks(X.iloc[:, pos].to_numpy(), missing)
+            pred = self.predict_landmarks(self.landmarks_of(X).to_numpy(), missing)
             if getattr(self, "single_target_", False):
                 return pd.Series(pred[:, 0], index=X.index, name=self.target_ids_[0])
             return pd.DataFrame(pred, index=X.index, columns=self.target_ids_)
@@ -279,6 +273,16 @@ class Model(RegressorMixin, BaseEstimator):
         pred = self.predict_landmarks(Xa, missing)
         pred = pred.astype(np.float64, copy=False) if Xa.dtype == np.float64 else pred
         return pred[:, 0] if getattr(self, "single_target_", False) else pred
+
+    def landmarks_of(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The model's landmark columns of a samples x genes DataFrame (columns gene ids),
+        in ``landmark_ids_`` order; raises :class:`ModelError` naming any that is absent."""
+        pos = pd.Index(X.columns.astype(str)).get_indexer(self.landmark_ids_)
+        if (pos < 0).any():
+            miss = self.landmark_ids_[pos < 0]
+            raise ModelError(f"{len(miss)} of the model's {len(pos)} landmarks are not columns of the data, e.g. "
+                             f"{miss[:5].tolist()} (columns must be gene ids)")
+        return X.iloc[:, pos].set_axis(self.landmark_ids_, axis=1)
 
     def predict_landmarks(self, landmarks: np.ndarray, missing: str = "refuse") -> np.ndarray:
         """Targets (n_samples, n_targets) in original units from landmarks (n_samples,
