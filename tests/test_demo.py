@@ -4,7 +4,6 @@ noise floor that no model beats, and a cache that never trusts a damaged copy.""
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from pathlib import Path
 
@@ -318,13 +317,11 @@ def test_unwritable_cache_still_returns_the_data(tmp_path):
 
 # ------------------------------------------------------------------ default size
 @pytest.mark.slow
-def test_default_size_is_generated_in_seconds():
-    t0 = time.perf_counter()
+def test_default_size_has_the_documented_shape():
+    # how long it takes is measured by bench/demo_calibration.py (timing_s.generate), not asserted here
     data = generate_demo()
-    elapsed = time.perf_counter() - t0
     assert data.matrix.shape == (10_000, 978 + 4_000)
     assert data.target_meta["nonlinear"].sum() == 1_800
-    assert elapsed < 20, f"default demo took {elapsed:.1f} s"
 
 
 def test_demo_values_lie_where_log2_arrays_do():

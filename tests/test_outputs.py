@@ -8,7 +8,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -95,11 +94,9 @@ def test_outputs_and_runs_take_the_users_umask(setup):
 
 def test_a_taken_run_name_is_refused_before_the_fit(setup):
     _, _, env = setup
-    t0 = time.perf_counter()
     out = _dgex("train", "--data", "demo:3000x300", "--model", "mlp", "--name", "lin", env=env)
     assert out.returncode == 1 and "already exists" in out.stderr, out.stderr
     assert "landmarks present" not in out.stderr  # refused before the data were even read
-    assert time.perf_counter() - t0 < 60
     out = _dgex("train", "--data", "demo:300x20", "--model", "linear", "--name", "../escape", env=env)
     assert out.returncode == 1 and "must be letters" in out.stderr
 
