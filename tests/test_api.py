@@ -122,7 +122,7 @@ def test_evaluate_takes_an_anndata(demo, adata):
     pd.testing.assert_series_equal(a["mae"], b["mae"], rtol=1e-5)
 
 
-def test_models_fit_dataframes_anndata_and_clone(demo):
+def test_models_fit_dataframes_anndata_and_clone(demo, tmp_path):
     from sklearn.base import clone
 
     ds = demo.dataset()
@@ -145,5 +145,6 @@ def test_models_fit_dataframes_anndata_and_clone(demo):
     y = Y.iloc[:, 0]
     one = dg.LinearModel().fit(X.to_numpy(), y.to_numpy())
     assert one.predict(X.to_numpy()).shape == (ds.n_samples,)
+    assert dg.load_model(one.save(tmp_path / "one")).predict(X.to_numpy()).shape == (ds.n_samples,)  # kept on disk
     with pytest.raises(ValueError, match=f"X has 5 features, but LinearModel is expecting {ds.n_landmarks} features"):
         one.predict(X.to_numpy()[:, :5])

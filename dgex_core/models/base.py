@@ -385,6 +385,7 @@ class Model(RegressorMixin, BaseEstimator):
             "landmark_ids": self.landmark_ids_.tolist(),
             "target_ids": self.target_ids_.tolist(),
             "n_train": int(self.n_train_),
+            "single_target": bool(getattr(self, "single_target_", False)),
             "input_pipeline": pp,
             "target_scaler": tp,
             "state": fp,
@@ -434,6 +435,7 @@ class Model(RegressorMixin, BaseEstimator):
             model.target_ids_ = pd.Index(meta["target_ids"], dtype=object)
             model.n_train_ = meta.get("n_train", 0)
             model.n_features_in_ = len(model.landmark_ids_)
+            model.single_target_ = bool(meta.get("single_target", False))  # fitted on a 1-D y
 
             def sub(prefix):
                 return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
