@@ -26,7 +26,7 @@ from .matrix import ExpressionMatrix, Provenance
 __all__ = ["dataset_from_anndata", "dataset_to_anndata", "predictions_to_anndata"]
 
 
-def _dense(X, what: str) -> np.ndarray:
+def dense_values(X, what: str) -> np.ndarray:
     """A samples x genes float32 array from a dense or scipy-sparse (CSR / CSC) matrix."""
     import scipy.sparse as sp
 
@@ -68,7 +68,7 @@ def matrix_from_anndata(adata, *, layer: str | None = None, gene_id_column: str 
         genes = pd.Index(var[gene_id_column].astype(str))
         var.index = genes
     what = f"layers[{layer!r}]" if layer else "X"
-    return ExpressionMatrix(_dense(X, what), adata.obs_names, genes, sample_meta=adata.obs.copy(), gene_meta=var,
+    return ExpressionMatrix(dense_values(X, what), adata.obs_names, genes, sample_meta=adata.obs.copy(), gene_meta=var,
                             provenance=Provenance(None, "anndata", notes={"layer": layer} if layer else {}))
 
 

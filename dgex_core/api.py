@@ -27,10 +27,6 @@ def _model_and_run(model_or_run):
     return model_or_run, None
 
 
-def _is_anndata(x) -> bool:
-    return type(x).__name__ == "AnnData" and hasattr(x, "obs") and hasattr(x, "var_names")
-
-
 def _anndata_landmarks(model, adata) -> pd.DataFrame:
     import scipy.sparse as sp
 
@@ -74,9 +70,10 @@ def predict(model_or_run, data, *, missing: str = "refuse", clip: bool = True):
     ``var["well_inferred"]``; ``obs`` kept) for an AnnData.
     """
     from .dataset import Dataset
+    from .models.inputs import is_anndata
 
     model, run = _model_and_run(model_or_run)
-    if _is_anndata(data):
+    if is_anndata(data):
         from .adata import predictions_to_anndata
 
         lm = _anndata_landmarks(model, data)
@@ -101,9 +98,10 @@ def evaluate(model_or_run, data, *, group_by: str | None = "auto", spearman: boo
     (:class:`~dgex_core.evaluate.Evaluation`)."""
     from .dataset import Dataset
     from .evaluate import evaluate_model
+    from .models.inputs import is_anndata
 
     model, _ = _model_and_run(model_or_run)
-    if _is_anndata(data):
+    if is_anndata(data):
         data = Dataset.from_anndata(data, list(model.landmark_ids_), allow_missing=False)
     if not isinstance(data, Dataset):
         raise ModelError(f"evaluate needs a Dataset or an AnnData with measured targets, got {type(data).__name__}")

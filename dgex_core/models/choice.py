@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..errors import ModelError
 from ..lazy import block_rows
-from .base import _FAMILIES, Model, Progress, register
+from .base import Model, Progress, register
 
 __all__ = ["PART_FAMILIES", "ChoiceModel", "blend_grid"]
 
@@ -200,13 +200,13 @@ class ChoiceModel(Model):
                              f"({len(self.target_ids_)}, {len(self.part_names_)})")
         self.part_validation_mae_ = {k: np.asarray(v) for k, v in params.get("part_validation_mae", {}).items()}
         self.validation_mae_ = np.asarray(params.get("validation_mae", []))
-        from . import knn, linear, mlp  # noqa: F401  (registers the families)
+        from .factory import family_class
 
         self.parts_ = {}
         for fam, saved in params["parts"].items():
             if fam not in PART_FAMILIES:
                 raise ModelError(f"unknown part family {fam!r}")
-            part = self._adopt(_FAMILIES[fam](**saved["params"]))
+            part = self._adopt(family_class(fam)(**saved["params"]))
             part._folder = getattr(self, "_folder", None)
             part._set_state(saved["state"], {k[len(fam) + 1:]: v for k, v in arrays.items()
                                              if k.startswith(f"{fam}.")})

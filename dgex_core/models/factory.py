@@ -11,13 +11,18 @@ from ..errors import ModelError
 if TYPE_CHECKING:  # the module stays light: the CLI reads FAMILIES before any model is needed
     from .base import Model
 
-__all__ = ["DEFAULTS", "FAMILIES", "make_model"]
+__all__ = ["DEFAULTS", "FAMILIES", "family_class", "make_model"]
 
 #: The families, in the order the CLI and the dashboard offer them.
 FAMILIES = ("linear", "knn", "mlp", "choice")
 
 #: What a family gets unless told otherwise: settings chosen on validation samples.
 DEFAULTS: dict[str, dict] = {"linear": {"alphas": "auto"}, "knn": {"k_grid": "auto"}, "mlp": {}, "choice": {}}
+
+
+def family_class(family: str) -> type[Model]:
+    """The model class of a family of :data:`FAMILIES`."""
+    return _classes()[family]
 
 
 def _classes() -> dict[str, type[Model]]:

@@ -30,9 +30,9 @@ def is_anndata(x) -> bool:
 
 
 def _dense(a) -> np.ndarray:
-    import scipy.sparse as sp
+    from ..adata import dense_values
 
-    return a.toarray() if sp.issparse(a) else np.asarray(a)
+    return dense_values(a, "X")
 
 
 def _from_arrays(model, X, Y):

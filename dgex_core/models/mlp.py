@@ -311,15 +311,11 @@ class MLPModel(Model):
 
     def _fit_ridge(self, source, Xv, Yv, progress: Progress):
         """The linear path: closed-form ridge on the training blocks, alpha on validation MAE."""
-        from .linear import GramAccumulator, LinearModel
+        from .linear import LinearModel
 
         progress(0, self.max_epochs, {"stage": "fitting the linear path (ridge)"})
-        acc = GramAccumulator()
-        for xb, yb in source.blocks():
-            acc.update(xb, yb)
-        Sxx, Sxy, mx, my = acc.finalize()
         ridge = LinearModel(alphas="auto")
-        ridge.fit_from_sums(Sxx, Sxy, mx, my, acc.n, Xv, Yv)
+        ridge._fit_standardized(source, Xv, Yv, lambda *a: None)
         self.linear_alpha_ = float(ridge.alpha_)
         return ridge
 
