@@ -111,7 +111,7 @@ def demo_dataset(spec: str):
 
 def per_gene_val(model, split: Split) -> np.ndarray:
     """Validation MAE per target (standardized), in target order."""
-    from dgex_core.evaluate import evaluate_model
+    from dgex_core.evaluation import evaluate_model
 
     return evaluate_model(model, split.val, spearman=False).per_gene["mae_z"].reindex(model.target_ids_).to_numpy()
 
@@ -153,7 +153,7 @@ def _gate_report(model, split: Split) -> dict:
 
     gates = np.concatenate([net.gate.numpy() for net in model.networks_])
     saved = [net.gate.clone() for net in model.networks_]
-    from dgex_core.evaluate import evaluate_model
+    from dgex_core.evaluation import evaluate_model
 
     try:
         for net in model.networks_:

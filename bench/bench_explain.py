@@ -4,7 +4,7 @@ linear weights, precision at k against the true drivers, context dependence by t
     .venv/bin/python bench/bench_explain.py                 # trains both models (~1.5 min on 2 cores)
     .venv/bin/python bench/bench_explain.py --cache /tmp/x  # keep / reuse the trained models there
 
-Writes ``bench/results/explain.json`` and prints small tables.
+Writes ``bench/results/attribution.json`` and prints small tables.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_results
 
-from dgex_core import explain
+from dgex_core import attribution
 from dgex_core.demo import load_demo
 from dgex_core.models.base import load_model
 from dgex_core.models.linear import LinearModel
@@ -72,9 +72,9 @@ def _precision_table(attrs: dict[str, pd.DataFrame], truth: pd.DataFrame, kinds:
     for name, A in attrs.items():
         cols = A.columns
         for k in KS:
-            p = explain.precision_at_k(A, truth[cols], k)
+            p = attribution.precision_at_k(A, truth[cols], k)
             rows[f"{name} @{k}"] = {kind: float(p.reindex(ids.intersection(cols)).mean()) for kind, ids in kinds.items()}
-    base = explain.random_precision(truth)
+    base = attribution.random_precision(truth)
     rows["random (any k)"] = {kind: float(base.reindex(ids).mean()) for kind, ids in kinds.items()}
     return rows
 
@@ -98,22 +98,22 @@ def main() -> None:
 
     # ------------------------------------------------------------------ cost
     cost = {}
-    grad, cost["gradient_closed_form_s"] = _timed(lambda: explain.attributions(mlp, X, "gradient"))
-    ig, cost["ig_mean_closed_form_s"] = _timed(lambda: explain.attributions(mlp, X, "integrated_gradients"))
+    grad, cost["gradient_closed_form_s"] = _timed(lambda: attribution.attributions(mlp, X, "gradient"))
+    ig, cost["ig_mean_closed_form_s"] = _timed(lambda: attribution.attributions(mlp, X, "integrated_gradients"))
     n_abs = min(args.n_abs, X.shape[0])
     ig_abs, cost["ig_mean_abs_closed_form_s"] = _timed(
-        lambda: explain.attributions(mlp, X[:n_abs], "integrated_gradients", statistic="mean_abs"))
+        lambda: attribution.attributions(mlp, X[:n_abs], "integrated_gradients", statistic="mean_abs"))
     cost["ig_mean_abs_samples"] = n_abs
     sub = list(mlp.target_ids_[:200])
-    g_sub, t = _timed(lambda: explain.attributions(mlp, X, "gradient", targets=sub, engine="autograd"))
+    g_sub, t = _timed(lambda: attribution.attributions(mlp, X, "gradient", targets=sub, engine="autograd"))
     cost["gradient_autograd_200_targets_s"] = t
     cost["gradient_autograd_all_targets_extrapolated_s"] = t * n_targets / len(sub)
     cost["max_abs_diff_closed_form_vs_autograd"] = float(np.abs(g_sub.to_numpy() - grad[sub].to_numpy()).max())
-    ig_sub, t = _timed(lambda: explain.attributions(mlp, X[:100], "integrated_gradients", targets=sub[:50],
+    ig_sub, t = _timed(lambda: attribution.attributions(mlp, X[:100], "integrated_gradients", targets=sub[:50],
                                                    engine="autograd"))
     cost["ig_autograd_100_samples_50_targets_s"] = t
     cost["ig_autograd_all_extrapolated_s"] = t * (X.shape[0] / 100) * (n_targets / 50)
-    ref = explain.attributions(mlp, X[:100], "integrated_gradients", targets=sub[:50])
+    ref = attribution.attributions(mlp, X[:100], "integrated_gradients", targets=sub[:50])
     cost["max_abs_diff_ig_closed_form_vs_autograd"] = float(np.abs(ig_sub.to_numpy() - ref.to_numpy()).max())
     n_naive = 40
     t = _naive_loop_seconds(mlp, Xz, n_naive)
@@ -131,8 +131,8 @@ def main() -> None:
     agree = {}
     for name, A in {"gradient": grad, "ig_mean": ig, "ig_mean_abs": ig_abs}.items():
         ref_coef = coef.abs() if name == "ig_mean_abs" else coef
-        tab = explain.agreement(A, ref_coef, k=20)
-        agree[name] = {kind: explain.summarize(tab.loc[ids]).to_dict() for kind, ids in kinds.items()}
+        tab = attribution.agreement(A, ref_coef, k=20)
+        agree[name] = {kind: attribution.summarize(tab.loc[ids]).to_dict() for kind, ids in kinds.items()}
     res["agreement_with_linear_k20"] = agree
     res["agreement_note"] = ("spearman of signed values over landmarks; top_k_overlap = |top20(a) & top20(b)| / 20 "
                              "by |value|; ig_mean_abs is compared with |coef_|")
@@ -142,16 +142,16 @@ def main() -> None:
     prec = _precision_table({"network gradient": grad, "network IG mean": ig, "network IG mean|.|": ig_abs,
                              "linear |coef|": coef}, truth, kinds)
     res["precision_at_k"] = prec
-    res["drivers_per_target"] = explain.summarize(truth.sum(axis=0).astype(float)).to_dict()
+    res["drivers_per_target"] = attribution.summarize(truth.sum(axis=0).astype(float)).to_dict()
 
     # --------------------------------------------------------- context
-    groups, t = _timed(lambda: explain.group_attributions(mlp, X, test_tissue, "gradient", min_size=20))
-    ctx = explain.context_dependence(groups)
-    lin_groups = explain.group_attributions(lin, X, test_tissue, "gradient", min_size=20)
-    ctx_lin = explain.context_dependence(lin_groups)
-    by_kind = {kind: explain.summarize(ctx.loc[ids]).to_dict() for kind, ids in kinds.items()}
+    groups, t = _timed(lambda: attribution.group_attributions(mlp, X, test_tissue, "gradient", min_size=20))
+    ctx = attribution.context_dependence(groups)
+    lin_groups = attribution.group_attributions(lin, X, test_tissue, "gradient", min_size=20)
+    ctx_lin = attribution.context_dependence(lin_groups)
+    by_kind = {kind: attribution.summarize(ctx.loc[ids]).to_dict() for kind, ids in kinds.items()}
     for k in sorted(meta["kind"].unique()):
-        by_kind[f"kind={k}"] = explain.summarize(ctx.loc[meta.index[meta["kind"] == k]]).to_dict()
+        by_kind[f"kind={k}"] = attribution.summarize(ctx.loc[meta.index[meta["kind"] == k]]).to_dict()
     res["context_dependence"] = {"groups": "tissue", "n_groups": len(groups), "seconds": t,
                                  "network_gradient": by_kind,
                                  "linear_model_max": float(np.nanmax(ctx_lin.to_numpy()))}

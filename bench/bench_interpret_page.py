@@ -23,15 +23,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import peak_rss_gb, write_results
 
-from dgex_core import appstate, drivers, explain
-from dgex_core.demo import load_demo
+from dgex_core import attribution
+from dgex_core.attribution import explain_samples
+from dgex_core.demo import app_demo_config, load_demo
 from dgex_core.models.linear import LinearModel
 from dgex_core.models.mlp import MLPModel
 from dgex_core.training import train_run
 
 
 def main() -> None:
-    demo = load_demo(appstate.demo_config("4000x1500"))
+    demo = load_demo(app_demo_config("4000x1500"))
     data = demo.dataset()
     t0 = time.perf_counter()
     lin = train_run(data, LinearModel(alphas="auto"), "linear")
@@ -47,20 +48,20 @@ def main() -> None:
         steps[name] = time.perf_counter() - t
         return out
 
-    X, meta = timed("samples (run's test split)", lambda: appstate.explain_samples(net, data, "test"))
-    A_net = timed("network mean gradient, all targets", lambda: explain.attributions(net.model, X, "gradient"))
-    A_lin = timed("linear weights, all targets", lambda: explain.attributions(lin.model, X, "gradient"))
+    X, meta = timed("samples (run's test split)", lambda: explain_samples(net, data, "test"))
+    A_net = timed("network mean gradient, all targets", lambda: attribution.attributions(net.model, X, "gradient"))
+    A_lin = timed("linear weights, all targets", lambda: attribution.attributions(lin.model, X, "gradient"))
     agree = timed("agreement + precision at 20, all targets",
-                  lambda: drivers.agreement_table({"network": A_net, "linear": A_lin}, 20, truth=truth,
+                  lambda: attribution.agreement_table({"network": A_net, "linear": A_lin}, 20, truth=truth,
                                                   target_meta=data.target_meta))
     labels = meta["tissue"].astype(str)
     ctx = timed("context dependence by tissue, all targets",
-                lambda: explain.context_dependence_scores(net.model, X, labels, min_size=10))
+                lambda: attribution.context_dependence_scores(net.model, X, labels, min_size=10))
     target = demo.nonlinear_targets[0]
     timed("one target: mean |IG|, both models",
-          lambda: [explain.attributions(m.model, X, "integrated_gradients", [target], statistic="mean_abs")
+          lambda: [attribution.attributions(m.model, X, "integrated_gradients", [target], statistic="mean_abs")
                    for m in (net, lin)])
-    timed("one target: group attributions", lambda: explain.group_attributions(net.model, X, labels, "gradient",
+    timed("one target: group attributions", lambda: attribution.group_attributions(net.model, X, labels, "gradient",
                                                                                [target], min_size=10))
     timed("full matrix CSV for download", lambda: A_net.to_csv().encode())
 

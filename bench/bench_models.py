@@ -177,7 +177,7 @@ def _demo():
 
 
 def bench_demo_accuracy(out: dict) -> None:
-    from dgex_core.evaluate import compare, evaluate_model
+    from dgex_core.evaluation import compare, evaluate_model
 
     _data, ds = _demo()
     sp = ds.split(seed=0)
@@ -211,7 +211,7 @@ def bench_demo_accuracy(out: dict) -> None:
 def bench_accuracy_for_time(out: dict) -> None:
     from sklearn.neural_network import MLPRegressor
 
-    from dgex_core.evaluate import evaluate_model
+    from dgex_core.evaluation import evaluate_model
 
     _data, ds = _demo()
     sp = ds.split(seed=0)

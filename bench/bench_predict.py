@@ -50,7 +50,7 @@ from dgex_core.dataset import Dataset
 from dgex_core.io.gctx import GCTXWriter
 from dgex_core.matrix import ExpressionMatrix
 from dgex_core.models.linear import LinearModel
-from dgex_core.predict import default_block_size
+from dgex_core.prediction import default_block_size
 from dgex_core.store import save_run
 from dgex_core.training import train_run
 
@@ -152,7 +152,7 @@ def predict_case(name: str, run_dir: Path, inp: Path, n: int, block: int | None,
         else:  # the CLI flag is not there yet: the same call through the library
             via = "predict_file(compression='gzip')"
             argv = [sys.executable, "-c",
-                    "import sys; from dgex_core.store import load_run; from dgex_core.predict import predict_file; "
+                    "import sys; from dgex_core.store import load_run; from dgex_core.prediction import predict_file; "
                     f"print(predict_file(load_run(sys.argv[1]), sys.argv[2], sys.argv[3], compression='gzip'"
                     f"{', block_size=' + str(block) if block else ''}))",
                     str(run_dir), str(inp), str(out)]

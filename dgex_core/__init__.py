@@ -6,18 +6,20 @@ The public API is the short list below (imported on first use, so ``import dgex_
 stays light)::
 
     import dgex_core as dg
-    from dgex_core.api import predict, evaluate
     data = dg.Dataset.from_anndata(adata, landmarks)          # or dg.read(path) + Dataset.from_matrix
     run = dg.train_run(data, dg.MLPModel(), "my-network")     # split, fit on train, settings on validation
     dg.save_run(run, "runs")
-    inferred = predict(dg.load_run("runs/my-network"), plate_adata)   # an AnnData back
+    inferred = dg.predict(dg.load_run("runs/my-network"), plate_adata)   # an AnnData back
 
 Reading: :func:`read`, :func:`open_matrix`, :func:`read_landmarks`, :class:`Dataset`;
 models: :class:`LinearModel`, :class:`KNNModel`, :class:`MLPModel`, :class:`ChoiceModel`,
 :func:`load_model`; work: :func:`train_run`; runs: :func:`save_run`, :func:`load_run`,
-:func:`list_runs`; data: :func:`load_demo`. Predicting and scoring on a Dataset, AnnData
-or DataFrame: :mod:`dgex_core.api`; attributions: :mod:`dgex_core.explain`; public
-data: :mod:`dgex_core.fetch`.
+:func:`list_runs`; data: :func:`load_demo`, :func:`fetch`; on a Dataset, AnnData, DataFrame
+or array: :func:`predict`, :func:`evaluate`, :func:`explain`.
+
+Everything else is internal and may move: the stages live in subpackages
+(``io`` -> ``dataset`` -> ``preprocess`` -> ``models`` -> ``evaluation`` / ``attribution``
+/ ``prediction`` -> ``store`` -> ``cli`` and the app).
 """
 
 from importlib import import_module
@@ -43,6 +45,10 @@ _LAZY = {
     "load_run": ("store", "load_run"),
     "list_runs": ("store", "list_runs"),
     "load_demo": ("demo", "load_demo"),
+    "fetch": ("fetching", "fetch"),
+    "predict": ("api", "predict"),
+    "evaluate": ("api", "evaluate"),
+    "explain": ("api", "explain"),
 }
 
 __all__ = [

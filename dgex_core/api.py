@@ -1,6 +1,6 @@
 """The notebook front door: predict and evaluate on what a user holds.
 
-:func:`predict` and :func:`evaluate` take a fitted model or a run, and samples as a
+:func:`predict`, :func:`evaluate` and :func:`explain` take a fitted model or a run, and samples as a
 :class:`~dgex_core.dataset.Dataset`, an AnnData, a pandas DataFrame (samples x genes,
 columns are gene ids, matched by id) or an array (columns in ``landmark_ids_`` order),
 and answer in the same kind: an AnnData in, an AnnData out (``obs`` kept, ``var``
@@ -14,7 +14,7 @@ import pandas as pd
 
 from .errors import ModelError
 
-__all__ = ["evaluate", "predict"]
+__all__ = ["evaluate", "explain", "predict"]
 
 
 def _model_and_run(model_or_run):
@@ -95,9 +95,9 @@ def predict(model_or_run, data, *, missing: str = "refuse", clip: bool = True):
 def evaluate(model_or_run, data, *, group_by: str | None = "auto", spearman: bool = True):
     """Score ``model_or_run`` on samples with measured targets (a Dataset or an AnnData,
     genes matched by id): per-gene and per-sample errors and their summary
-    (:class:`~dgex_core.evaluate.Evaluation`)."""
+    (:class:`~dgex_core.evaluation.Evaluation`)."""
     from .dataset import Dataset
-    from .evaluate import evaluate_model
+    from .evaluation import evaluate_model
     from .models.inputs import is_anndata
 
     model, _ = _model_and_run(model_or_run)
@@ -106,3 +106,51 @@ def evaluate(model_or_run, data, *, group_by: str | None = "auto", spearman: boo
     if not isinstance(data, Dataset):
         raise ModelError(f"evaluate needs a Dataset or an AnnData with measured targets, got {type(data).__name__}")
     return evaluate_model(model, data, group_by=group_by, spearman=spearman)
+
+
+def explain(model_or_run, data, method: str = "gradient", targets=None, *, statistic: str = "mean",
+            max_samples: int | None = 2000, seed: int = 0, **options) -> pd.DataFrame:
+    """Which landmarks drive which targets: attributions of ``model_or_run`` over the samples of ``data``.
+
+    Parameters
+    ----------
+    model_or_run
+        A fitted model (linear, network, or a per-gene choice of them) or a run.
+    data
+        The samples to explain: a Dataset or AnnData (landmarks matched by gene id), a
+        DataFrame (samples x genes, columns gene ids) or an array (samples x landmarks in
+        ``landmark_ids_`` order), original units. Samples missing a landmark value are
+        left out.
+    method
+        ``"gradient"`` (mean input gradient) or ``"integrated_gradients"``.
+    targets
+        Target ids to explain (default all).
+    statistic
+        Integrated gradients over samples: ``"mean"`` (signed) or ``"mean_abs"``.
+    max_samples
+        At most this many samples, a seeded random subset (None: all).
+    options
+        Passed to :func:`dgex_core.attribution.attributions` (``steps``, ``batch_size``, ``engine``, ``progress``).
+
+    Returns
+    -------
+    Landmarks x targets DataFrame in standardized units (change of a target's z-score per
+    unit z-score of a landmark), float64.
+    """
+    from .attribution import attributions
+    from .dataset import Dataset
+    from .models.inputs import is_anndata
+
+    model, _ = _model_and_run(model_or_run)
+    if is_anndata(data):
+        X = _anndata_landmarks(model, data).to_numpy(np.float64)
+    elif isinstance(data, Dataset):
+        X = np.asarray(data.landmarks[:, model.landmark_positions(data)], dtype=np.float64)
+    elif isinstance(data, pd.DataFrame):
+        X = model.landmarks_of(data).to_numpy(np.float64)
+    else:
+        X = np.asarray(data, dtype=np.float64)
+    X = X[np.isfinite(X).all(axis=1)] if X.ndim == 2 else X
+    if max_samples is not None and X.ndim == 2 and len(X) > max_samples:
+        X = X[np.sort(np.random.default_rng(seed).choice(len(X), int(max_samples), replace=False))]
+    return attributions(model, X, method, targets, statistic=statistic, **options)

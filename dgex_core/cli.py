@@ -55,12 +55,12 @@ def _load_dataset(data: str, landmarks: str | None, allow_missing: bool, sample_
     from .dataset import Dataset
 
     if data == "demo" or data.startswith("demo:"):
-        from .demo import DemoConfig, load_demo
+        from .demo import DemoConfig, load_demo, parse_size
 
         cfg = DemoConfig()
         if data != "demo":
             try:
-                n, t = (int(v) for v in data.split(":", 1)[1].lower().split("x"))
+                n, t = parse_size(data.split(":", 1)[1])
             except ValueError:
                 raise DgexError(f"--data {data}: write demo or demo:SAMPLESxTARGETS, e.g. demo:2000x500") from None
             cfg = DemoConfig(n_samples=n, n_targets=t)
@@ -331,7 +331,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .predict import MAX_IMPUTED_SHARE, predict_file
+    from .prediction import MAX_IMPUTED_SHARE, predict_file
 
     run = _open_run(args.run, args.runs_dir)
     bar = _Bar("predict", "samples")
@@ -372,7 +372,7 @@ def _cmd_runs(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from .evaluate import compare
+    from .evaluation import compare
 
     runs = [_open_run(r, args.runs_dir) for r in (args.run_a, args.run_b)]
     a, b = runs
@@ -394,7 +394,8 @@ def _cmd_compare(args) -> int:
 def _cmd_explain(args) -> int:
     import pandas as pd
 
-    from . import explain
+    from . import attribution
+    from .genes import symbol_column
 
     run = _open_run(args.run, args.runs_dir)
     source = args.data or run.config.get("dataset", {}).get("name", "")
@@ -411,18 +412,15 @@ def _cmd_explain(args) -> int:
     target = args.target
     if target not in set(run.model.target_ids_):
         # a symbol: look it up in the dataset's target metadata
-        meta = ds.target_meta
-        cols = [c for c in meta.columns if str(c).lower() in ("symbol", "pr_gene_symbol", "gene_symbol", "description")]
-        hits = [g for c in cols for g in meta.index[meta[c].astype(str).str.upper() == target.upper()]]
+        meta, col = ds.target_meta, symbol_column(ds.target_meta)
+        hits = [] if col is None else list(meta.index[meta[col].astype(str).str.upper() == target.upper()])
         if not hits:
             raise DgexError(f"{target} is neither a target id of run {run.name} nor a target symbol in the data")
         target = hits[0]
-    from .appstate import SAMPLE_SETS, explain_samples
-
-    X, meta = explain_samples(run, ds, args.on, max_samples=args.samples or None)
+    X, meta = attribution.explain_samples(run, ds, args.on, max_samples=args.samples or None)
     method = "integrated_gradients" if args.method == "ig" else "gradient"
     kw = {"statistic": "mean_abs"} if method == "integrated_gradients" else {}
-    attr = explain.attributions(run.model, X, method=method, targets=[target], **kw)[target]
+    attr = attribution.attributions(run.model, X, method=method, targets=[target], **kw)[target]
     table = pd.DataFrame({"attribution": attr})
     if "symbol" in ds.landmark_meta:
         table.insert(0, "symbol", ds.landmark_meta["symbol"].reindex(table.index).to_numpy())
@@ -431,11 +429,11 @@ def _cmd_explain(args) -> int:
     if args.group_by:
         if args.group_by not in meta:
             raise DgexError(f"no sample-metadata column {args.group_by!r}; columns: {list(meta.columns)}")
-        by = explain.group_attributions(run.model, X, meta[args.group_by].astype(str).where(meta[args.group_by].notna()),
+        by = attribution.group_attributions(run.model, X, meta[args.group_by].astype(str).where(meta[args.group_by].notna()),
                                         method=method, targets=[target], **kw)
         for g, frame in by.items():
             table[f"{args.group_by}={g}"] = frame[target].reindex(table.index).to_numpy()
-        score = explain.context_dependence(by)[target]
+        score = attribution.context_dependence(by)[target]
         print(f"context dependence of {target} across {len(by)} {args.group_by} groups: {score:.3f}")
     table = table.reindex(table["attribution"].abs().sort_values(ascending=False).index)
     out = Path(args.output)
@@ -445,7 +443,7 @@ def _cmd_explain(args) -> int:
         table.to_csv(tmp, sep="\t" if out.suffix == ".tsv" else ",", index_label="landmark")
     top = ", ".join(f"{i} ({v:+.3f})" for i, v in table["attribution"].head(5).items())
     print(f"{target} in run {run.name} ({run.family}, {method}, standardized units, {len(X):,} "
-          f"{'samples' if args.on == 'all' else SAMPLE_SETS[args.on]}"
+          f"{'samples' if args.on == 'all' else attribution.SAMPLE_SETS[args.on]}"
           + (f", {X.attrs['n_incomplete']:,} with missing landmarks left out" if X.attrs.get("n_incomplete") else "")
           + f"): top landmarks {top}; "
           f"table written to {out}")
@@ -453,10 +451,10 @@ def _cmd_explain(args) -> int:
 
 
 def _cmd_fetch(args) -> int:
-    from . import fetch
+    from . import fetching
 
     if args.list or not args.name:
-        for src in fetch.list_sources():
+        for src in fetching.list_sources():
             print(f"{src.name:<18} {src.size_hint or '':>10}  {src.description}")
         print(f"{'geo:GSEnnnnn':<18} {'':>10}  any GEO series by accession (series matrix, every platform)")
         return 0
@@ -471,7 +469,7 @@ def _cmd_fetch(args) -> int:
         state["bar"](done, total, {})
 
     try:
-        paths = fetch.fetch(args.name, args.cache_dir, progress=progress, mirror=args.mirror, force=args.force)
+        paths = fetching.fetch(args.name, args.cache_dir, progress=progress, mirror=args.mirror, force=args.force)
     finally:
         if state["bar"] is not None:
             state["bar"].close()

@@ -29,7 +29,7 @@ from .landmarks import Coverage, LandmarkList, match_landmarks
 from .lazy import LazyMatrix, LazyRows, block_rows, read_pair, select_cols, take_rows
 from .matrix import ExpressionMatrix, Provenance, as_id_index
 
-__all__ = ["Dataset", "Split"]
+__all__ = ["Dataset", "Split", "sample_values"]
 
 
 class Dataset:
@@ -437,3 +437,15 @@ def _positions(index: pd.Index, ids, what: str) -> np.ndarray:
     if (pos < 0).any():
         raise DatasetError(f"{int((pos < 0).sum())} {what} ids not found, e.g. {wanted[pos < 0][:5].tolist()}")
     return pos
+
+
+def sample_values(data: Dataset, n: int = 200_000, seed: int = 0) -> np.ndarray:
+    """Up to ``n`` finite expression values of ``data`` (landmarks and targets of a random
+    subset of samples), for a histogram; never copies the whole matrix."""
+    rng = np.random.default_rng(seed)
+    n_genes = max(data.n_landmarks + data.n_targets, 1)
+    rows = np.sort(rng.choice(data.n_samples, size=min(data.n_samples, max(1, n // n_genes)), replace=False))
+    v = np.concatenate([np.asarray(data.landmarks[rows], dtype=np.float64).ravel(),
+                        np.asarray(data.targets[rows], dtype=np.float64).ravel()])
+    v = v[np.isfinite(v)]
+    return v if v.size <= n else rng.choice(v, size=n, replace=False)

@@ -99,18 +99,21 @@ from .errors import DatasetError
 from .matrix import ExpressionMatrix, Provenance
 
 __all__ = [
+    "APP_DEMO_SIZE",
     "GENERATOR_VERSION",
     "NONLINEAR_KINDS",
     "TARGET_KINDS",
     "DemoConfig",
     "DemoData",
     "DemoTruth",
+    "app_demo_config",
     "build_truth",
     "clear_cache",
     "default_cache_dir",
     "generate_demo",
     "load_demo",
     "noise_floor_standardized",
+    "parse_size",
 ]
 
 #: Bumped whenever the same config would give different data; part of the cache key.
@@ -159,6 +162,26 @@ _SAMPLE_BLOCK = 2048
 
 
 # ----------------------------------------------------------------------------- config
+#: Demo size the dashboard opens on (samples x targets): first load in a few seconds.
+APP_DEMO_SIZE = (4000, 1500)
+
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """``(samples, targets)`` of a demo size written ``"SAMPLESxTARGETS"`` (e.g. ``"2000x500"``).
+
+    Raises
+    ------
+    ValueError
+        If ``size`` is not two whole numbers joined by ``x``.
+    """
+    m = _SIZE.match(str(size))
+    if not m:
+        raise ValueError(f"a demo size is SAMPLESxTARGETS, e.g. 2000x500; got {size!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
 @dataclass(frozen=True)
 class DemoConfig:
     """The size and seed of a demo compendium.
@@ -1069,3 +1092,23 @@ def clear_cache(config: DemoConfig | None = None, cache_dir: str | os.PathLike |
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
+
+
+def app_demo_config(size: str | None = None) -> DemoConfig:
+    """The demo the dashboard opens on: ``size`` or ``$DGEX_DEMO_SIZE`` ("samples x targets",
+    e.g. ``"1500x200"``), else :data:`APP_DEMO_SIZE`.
+
+    Raises
+    ------
+    ValueError
+        If the size is not two integers joined by ``x``.
+    """
+    size = size if size is not None else os.environ.get("DGEX_DEMO_SIZE")
+    if not size:
+        n, t = APP_DEMO_SIZE
+        return DemoConfig(n_samples=n, n_targets=t)
+    try:
+        n, t = parse_size(size)
+    except ValueError:
+        raise ValueError(f"DGEX_DEMO_SIZE must look like '1500x200' (samples x targets), got {size!r}") from None
+    return DemoConfig(n_samples=n, n_targets=t)

@@ -37,7 +37,8 @@ from ._atomic import atomic_dir
 from .errors import ModelError
 from .trust import DistributionCheck
 
-__all__ = ["Run", "default_runs_dir", "list_runs", "load_run", "save_run"]
+__all__ = ["Run", "default_runs_dir", "list_runs", "load_run", "load_saved_run", "save_run", "saved_runs",
+           "unique_run_name"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -244,3 +245,22 @@ def list_runs(root: str | os.PathLike | None = None) -> pd.DataFrame:
     cols = ["name", "family", "dataset", "n_landmarks", "n_targets", "test_mae", "test_pearson", "floor",
             "saved", "status"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def saved_runs() -> pd.DataFrame:
+    """The complete runs under :func:`default_runs_dir` (where the app saves them)."""
+    return list_runs(default_runs_dir())
+
+
+def load_saved_run(name: str) -> Run:
+    """The run called ``name`` under :func:`default_runs_dir`."""
+    return load_run(default_runs_dir() / name)
+
+
+def unique_run_name(base: str, taken) -> str:
+    """``base``, or ``base-2``, ``base-3``... whichever is not in ``taken`` nor on disk."""
+    taken = set(taken) | set(saved_runs()["name"].tolist())
+    name, i = base, 2
+    while name in taken:
+        name, i = f"{base}-{i}", i + 1
+    return name

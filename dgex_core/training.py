@@ -26,15 +26,15 @@ import pandas as pd
 
 from . import __version__
 from .dataset import Dataset, Split
-from .errors import ModelError
-from .evaluate import Evaluation, evaluate_model
+from .errors import DatasetError, ModelError
+from .evaluation.metrics import Evaluation, evaluate_model
 from .lazy import LazyMatrix, LazyRows, _Delegate, block_rows, sample_positions
 from .models.base import Model, Progress
 from .preprocess import QuantileNormalizer, normalization_of
 from .store import Run
 from .trust import DistributionCheck
 
-__all__ = ["WELL_INFERRED_R", "evaluate_external", "predict_with_run", "quantile_to_reference", "train_run",
+__all__ = ["WELL_INFERRED_R", "evaluate_external", "predict_with_run", "quantile_to_reference", "run_split", "train_run",
            "well_inferred_flags"]
 
 #: Default Pearson r on validation above which a target counts as well inferred.
@@ -305,7 +305,7 @@ def evaluate_external(run: Run, data: Dataset, *, quantile: bool = False, progre
     targets it lacks are skipped). With ``quantile``, its samples are first
     quantile-normalized to the run's training distribution.
     """
-    from .evaluate import evaluate_model
+    from .evaluation.metrics import evaluate_model
 
     ref = Dataset(np.empty((0, len(run.model.landmark_ids_))), np.empty((0, len(run.model.target_ids_))),
                   run.model.landmark_ids_, run.model.target_ids_, [])
@@ -319,3 +319,25 @@ def evaluate_external(run: Run, data: Dataset, *, quantile: bool = False, progre
     ev = evaluate_model(run.model, aligned, progress=progress)
     ev.summary["quantile_normalized"] = quantile
     return ev
+
+
+def run_split(run: Run, data: Dataset) -> Split:
+    """The run's own split of ``data`` (same seed, sizes and grouping), checked by sample-id digest.
+
+    Raises
+    ------
+    DatasetError
+        If ``data`` does not give back the run's test samples (another dataset).
+    """
+    sp = run.config.get("split", {})
+    n = data.n_samples
+    if sp.get("n_train", 0) + sp.get("n_val", 0) + sp.get("n_test", 0) != n:
+        raise DatasetError(f"run {run.name!r} was trained on {sp.get('n_train', 0) + sp.get('n_val', 0) + sp.get('n_test', 0)} "
+                           f"samples, the current dataset has {n}: load the run's dataset (the Data page; --data on the command line)")
+    split = data.split(val=sp.get("val", sp["n_val"] / n), test=sp.get("test", sp["n_test"] / n),
+                       seed=sp.get("seed", 0), group_by=sp.get("group_by"))
+    want = sp.get("test_ids_sha")
+    if want and _ids_digest(split.test.sample_ids) != want:
+        raise DatasetError(f"the current dataset does not give back the test samples of run {run.name!r}: "
+                           "load the run's dataset (the Data page; --data on the command line)")
+    return split

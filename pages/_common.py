@@ -1,7 +1,7 @@
 """What every page shares: cached loaders, the user, and the session-state keys no widget owns.
 
 A browser reload or a second tab is a new Streamlit session. What must outlive one
-lives in the user's :class:`~dgex_core.appstate.UserSlot`, found again from a token
+lives in the user's :class:`~dgex_core.UserSlot`, found again from a token
 kept in the URL (``?user=``, which a reload keeps) and in a cookie (for new tabs of
 the same browser): the training job, its dataset and the Train page's settings, the
 finished runs and the private folder. A session starts where its user was.
@@ -14,19 +14,57 @@ Session state (keys owned by no widget):
 - ``split_args``: ``{"val", "test", "seed", "group_by"}`` used for training.
 - ``runs``: ``{name: Run}`` the user trained or loaded (this tab's view of the user's runs);
   ``run_dataset``: the dataset key of each.
-- ``job``: the user's latest :class:`~dgex_core.appstate.TrainingJob`, if any.
+- ``job``: the user's latest :class:`~dgex_core.TrainingJob`, if any.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
-from dgex_core import appstate
-from dgex_core.demo import DemoConfig, load_demo
+from dgex_core.demo import DemoConfig, app_demo_config, load_demo
 from dgex_core.io import open_matrix, read
+from dgex_core.jobs import TrainingJob, UserSlot, find_user, new_user
 from dgex_core.landmarks import read_landmarks
+
+
+def save_upload(folder: str | os.PathLike, name: str, data: bytes) -> Path:
+    """Write uploaded ``data`` under ``folder`` (a session's own folder) and return the path.
+
+    The file keeps the upload's name (made safe; the readers sniff content, but ``.gz``
+    and table suffixes help) inside a subfolder named by a digest of the bytes, so two
+    uploads never clash.
+    """
+    base = Path(name).name
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".") or "upload"
+    sub = Path(folder) / hashlib.sha256(data).hexdigest()[:16]
+    sub.mkdir(parents=True, exist_ok=True)
+    path = sub / safe
+    if not path.exists():
+        tmp = sub / (safe + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
+def plain_message(error: Exception, path: str | os.PathLike | None = None) -> str:
+    """The error's message with the folder of ``path`` left out (an upload's private temp folder)."""
+    msg = str(error)
+    return msg if path is None else msg.replace(f"{Path(path).parent}{os.sep}", "")
+
+
+def for_display(table: pd.DataFrame, digits: int = 4):
+    """A table as a person reads it (a pandas ``Styler`` for ``st.dataframe``): numbers
+    shown to ``digits`` significant digits and missing values as "-" (the widget shows
+    "None" otherwise), while the data underneath stay numbers (sorting works)."""
+    floats = [c for c in table.columns if pd.api.types.is_float_dtype(table[c])]
+    return (table.style.format(lambda v: f"{v:.{digits}g}", subset=floats, na_rep="-")
+            .format(na_rep="-", subset=[c for c in table.columns if c not in floats]))
 
 
 @st.cache_resource(show_spinner="Building the demo compendium (first time only, a few seconds)...")
@@ -40,12 +78,12 @@ def demo_dataset(n_samples: int, n_targets: int, seed: int = 0):
 
 
 def current_demo():
-    cfg = appstate.demo_config()
+    cfg = app_demo_config()
     return demo_data(cfg.n_samples, cfg.n_targets, cfg.seed)
 
 
 def current_demo_dataset():
-    cfg = appstate.demo_config()
+    cfg = app_demo_config()
     return demo_dataset(cfg.n_samples, cfg.n_targets, cfg.seed)
 
 
@@ -105,7 +143,7 @@ def landmarks_at(path: str | Path):
 USER_PARAM, USER_COOKIE = "user", "dgex_user"
 
 
-def user() -> appstate.UserSlot:
+def user() -> UserSlot:
     """This browser's user, kept across reloads and tabs.
 
     The session's own token first, then the cookie, then the URL's; a token that is
@@ -116,11 +154,11 @@ def user() -> appstate.UserSlot:
     ss = st.session_state
     slot = None
     for token in (ss.get("user_token"), st.context.cookies.get(USER_COOKIE), st.query_params.get(USER_PARAM)):
-        slot = appstate.find_user(token)
+        slot = find_user(token)
         if slot is not None:
             break
     if slot is None:
-        slot = appstate.new_user()
+        slot = new_user()
     ss["user_token"] = slot.token
     if st.query_params.get(USER_PARAM) != slot.token:
         st.query_params[USER_PARAM] = slot.token
@@ -154,7 +192,7 @@ def init_state() -> None:
     if "dataset" not in ss:
         ss.update(slot.resume())
     if "dataset" not in ss:
-        cfg = appstate.demo_config()
+        cfg = app_demo_config()
         ss["dataset"] = current_demo_dataset()
         ss["dataset_label"] = f"demo-{cfg.n_samples}x{cfg.n_targets}"
         ss["dataset_key"] = f"demo:{cfg.key()}"
@@ -187,7 +225,7 @@ def collect_job() -> None:
                 ss["run_dataset"][name] = run_dataset[name]
 
 
-def current_job() -> appstate.TrainingJob | None:
+def current_job() -> TrainingJob | None:
     """The user's latest training job (running or finished), from any of their tabs."""
     return user().job
 
@@ -231,7 +269,7 @@ def uploaded_file(label: str, key: str, types: list[str] | None = None):
     up = st.file_uploader(label, type=types, key=key)
     kept = f"_kept_file_{key}"
     if up is not None:
-        ss[kept] = (up.name, appstate.save_upload(session_dir(), up.name, up.getvalue()))
+        ss[kept] = (up.name, save_upload(session_dir(), up.name, up.getvalue()))
     if ss.get(kept) and up is None:
         name, path = ss[kept]
         if not Path(path).exists():

@@ -6,7 +6,8 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from dgex_core import appstate
+from dgex_core.attribution import strongest, top_weights
+from dgex_core.genes import gene_label, symbols
 from pages._common import gene_meta, runs
 
 ss = st.session_state
@@ -30,16 +31,16 @@ def coefficients(name: str, units: str, path: str | None):
 
 run = runs()[name]
 coef = coefficients(name, units, str(run.path))
-sym = appstate.symbols(gene_meta())
-lm_sym = appstate.symbols(ss["dataset"].landmark_meta)
+sym = symbols(gene_meta())
+lm_sym = symbols(ss["dataset"].landmark_meta)
 
 
 def label(g: str, names=sym) -> str:
-    return appstate.gene_label(g, names)
+    return gene_label(g, names)
 
 
 st.subheader("The strongest weights, clustered")
-hm = appstate.top_weights(coef, n_top, n_top)
+hm = top_weights(coef, n_top, n_top)
 lim = float(abs(hm.to_numpy()).max()) or 1.0
 fig = px.imshow(hm, color_continuous_scale="RdBu_r", zmin=-lim, zmax=lim, aspect="auto",
                 labels={"x": "target", "y": "landmark", "color": "weight"})
@@ -53,7 +54,7 @@ left, right = st.columns(2)
 with left:
     st.subheader("Landmarks behind a target")
     target = st.selectbox("Target", coef.columns.tolist(), key="coef_target", format_func=label)
-    top = appstate.strongest(coef, target=target, n=20)
+    top = strongest(coef, target=target, n=20)
     fig = px.bar(top, x="weight", y="landmark", orientation="h")
     fig.update_layout(height=460, margin=dict(t=10), yaxis=dict(autorange="reversed"))
     st.plotly_chart(fig, key="coef_target_bar")
@@ -61,7 +62,7 @@ with right:
     st.subheader("Targets a landmark drives")
     landmarks = [g for g in coef.index if g != "(intercept)"]
     lm = st.selectbox("Landmark", landmarks, key="coef_landmark", format_func=lambda g: label(g, lm_sym))
-    top = appstate.strongest(coef, landmark=lm, n=20)
+    top = strongest(coef, landmark=lm, n=20)
     top["symbol"] = top["target"].map(label)
     fig = px.bar(top, x="weight", y="target", orientation="h", hover_data=["symbol"])
     fig.update_layout(height=460, margin=dict(t=10), yaxis=dict(autorange="reversed"))

@@ -8,8 +8,7 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from dgex_core import appstate
-from dgex_core.dataset import Dataset
+from dgex_core.dataset import Dataset, sample_values
 from dgex_core.errors import DgexError
 from dgex_core.io import TABLE_FORMATS, sniff
 from dgex_core.io.sheets import read_sample_sheet, sheet_for_samples
@@ -21,6 +20,7 @@ from pages._common import (
     kept,
     landmarks_at,
     lazy_matrix_at,
+    plain_message,
     platforms_of,
     remember,
     scale_problem_of,
@@ -81,7 +81,7 @@ else:
                                             format_func=lambda p: f"{p} ({counts[p]:,} samples)")
             matrix = lazy_matrix_at(data_path, platform=platform)
         except DgexError as e:
-            st.error(appstate.plain_message(e, data_path))
+            st.error(plain_message(e, data_path))
     lm_path = file_source("Landmark list (an L1000 GCT/GCTX, a LINCS gene-info file, one id per line)",
                           "landmark_file", None)
     if matrix is not None and lm_path is not None:
@@ -96,7 +96,7 @@ else:
             else:
                 ids = None  # the table as first opened
         except DgexError as e:
-            st.error(appstate.plain_message(e, lm_path))
+            st.error(plain_message(e, lm_path))
             st.stop()
         for note in landmarks.notes:
             st.caption(f"Landmark list: {note}.")
@@ -134,7 +134,7 @@ else:
                 st.caption(f"Sample sheet {Path(sheet_path).name}: {', '.join(map(str, rows.columns[:8]))}"
                            + (f". {note}." if note else "."))
             except DgexError as e:
-                st.error(appstate.plain_message(e, sheet_path))
+                st.error(plain_message(e, sheet_path))
                 sheet_path = None
         allow = False
         if cov.missing:
@@ -147,7 +147,7 @@ else:
             try:
                 dataset = Dataset.from_matrix(matrix, landmarks, allow_missing=allow)
             except DgexError as e:
-                st.error(appstate.plain_message(e, data_path))
+                st.error(plain_message(e, data_path))
             label = Path(data_path).name + (f" ({platform})" if platform else "")
             key = f"file:{data_path}:{platform}:{lm_path}:{allow}:{ss.get('data_normalize')}:{sheet_path}"
     elif matrix is not None:
@@ -187,7 +187,7 @@ c[3].metric("Landmark coverage", "n/a" if cov is None else f"{cov.n_present} of 
 left, right = st.columns(2)
 with left:
     st.subheader("Value distribution")
-    fig = px.histogram(x=appstate.dataset_values(dataset), nbins=80, labels={"x": "expression"})
+    fig = px.histogram(x=sample_values(dataset), nbins=80, labels={"x": "expression"})
     fig.update_layout(yaxis_title="values", height=320, margin=dict(t=10))
     st.plotly_chart(fig, key="value_hist")
 with right:

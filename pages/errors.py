@@ -9,8 +9,15 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from dgex_core import appstate
 from dgex_core.errors import DgexError
+from dgex_core.evaluation import (
+    error_long_table,
+    floor_long_table,
+    held_out_predictions,
+    noise_floor,
+    wins,
+)
+from dgex_core.genes import find_genes, symbols
 from pages._common import gene_meta, runs
 
 ss = st.session_state
@@ -39,10 +46,10 @@ st.subheader("Per-gene error on the test samples")
 chosen = st.multiselect("Runs", names, default=names[-3:], key="err_runs")
 kind = st.radio("Plot", ["Histogram", "Box", "ECDF"], horizontal=True, key="err_kind")
 if chosen:
-    table = appstate.error_long_table({n: runs()[n] for n in chosen}, metric, meta)
-    floor = appstate.noise_floor(runs()[chosen[0]], metric)
+    table = error_long_table({n: runs()[n] for n in chosen}, metric, meta)
+    floor = noise_floor(runs()[chosen[0]], metric)
     if floor is not None:
-        table = pd.concat([table, appstate.floor_long_table(floor, meta)], ignore_index=True)
+        table = pd.concat([table, floor_long_table(floor, meta)], ignore_index=True)
     labels = {"error": METRIC_LABEL[metric], "run": "run"}
     if kind == "Histogram":
         fig = px.histogram(table, x="error", color="run", barmode="overlay", opacity=0.55, nbins=80,
@@ -84,7 +91,7 @@ else:
     c = st.columns(2)
     a = c[0].selectbox("Run A", names, index=0, key="err_a")
     b = c[1].selectbox("Run B", names, index=1, key="err_b")
-    t, s = appstate.wins(runs()[a].per_gene, runs()[b].per_gene, metric, meta)
+    t, s = wins(runs()[a].per_gene, runs()[b].per_gene, metric, meta)
     m = st.columns(3)
     m[0].metric(f"Genes where {a} wins", f"{s['share_a']:.1%}")
     m[1].metric(f"Genes where {b} wins", f"{s['share_b']:.1%}")
@@ -103,11 +110,11 @@ st.subheader("One gene: predicted against measured on the test samples")
 run_g = st.selectbox("Run", names, index=len(names) - 1, key="gene_run")
 run = runs()[run_g]
 query = st.text_input("Gene id or symbol", key="gene_query", placeholder="e.g. the first target's id")
-hits = appstate.find_genes(query, run.per_gene, meta) if query else []
+hits = find_genes(query, run.per_gene.index, meta) if query else []
 if query and not hits:
     st.warning(f"No target gene matches {query!r}.")
 if hits:
-    sym = appstate.symbols(meta)
+    sym = symbols(meta)
     gene = st.selectbox("Gene", hits, key="gene_pick",
                         format_func=lambda g: g if sym is None or not sym.get(g) else f"{g} ({sym.get(g)})")
     cache = ss.setdefault("test_pred_cache", {})
@@ -115,7 +122,7 @@ if hits:
     if ck not in cache:
         try:
             with st.spinner("Predicting the test samples..."):
-                cache[ck] = appstate.test_predictions(run, ss["dataset"])
+                cache[ck] = held_out_predictions(run, ss["dataset"])
         except DgexError as e:
             cache[ck] = str(e)
     if isinstance(cache[ck], str):

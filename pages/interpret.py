@@ -8,8 +8,10 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from dgex_core import appstate, drivers, explain
+from dgex_core import attribution
+from dgex_core.attribution import SAMPLE_SETS, explain_samples
 from dgex_core.errors import DgexError
+from dgex_core.genes import gene_label, symbols
 from pages._common import current_demo, gene_meta, runs
 
 ss = st.session_state
@@ -34,19 +36,19 @@ c = st.columns(4)
 net_name = c[0].selectbox("Network (or per-gene choice) run", nets, index=len(nets) - 1, key="int_net")
 lin_name = c[1].selectbox("Compare with (linear run)", [None, *lins], index=len(lins),
                           format_func=lambda n: "(no linear run)" if n is None else n, key="int_lin")
-which = c[2].selectbox("Explained on", list(appstate.SAMPLE_SETS), format_func=appstate.SAMPLE_SETS.get,
+which = c[2].selectbox("Explained on", list(SAMPLE_SETS), format_func=SAMPLE_SETS.get,
                        key="int_samples")
 method = c[3].radio("Attribution", list(METHODS), format_func=METHODS.get, key="int_method")
 k = st.slider("k (top landmarks compared per target)", 5, 50, 20, 5, key="int_k")
 
 net, lin = runs()[net_name], runs().get(lin_name)
-sym = appstate.symbols(gene_meta())
-lm_sym = appstate.symbols(ss["dataset"].landmark_meta)
+sym = symbols(gene_meta())
+lm_sym = symbols(ss["dataset"].landmark_meta)
 names = {"network": net_name, **({"linear": lin_name} if lin is not None else {})}
 
 
 def label(g: str, names=sym) -> str:
-    return appstate.gene_label(g, names)
+    return gene_label(g, names)
 
 
 def bars(long: pd.DataFrame, axis: str, value: str):
@@ -65,19 +67,19 @@ def bars(long: pd.DataFrame, axis: str, value: str):
 # ------------------------------------------------------------- attributions
 cache = ss.setdefault("int_cache", {})
 key = (net_name, lin_name, ss["dataset_key"], which)
-fast = explain.closed_form_applies(net.model)
+fast = attribution.closed_form_applies(net.model)
 if key not in cache:
     try:
-        X, meta = appstate.explain_samples(net, ss["dataset"], which, max_samples=2000 if fast else 200)
+        X, meta = explain_samples(net, ss["dataset"], which, max_samples=2000 if fast else 200)
         bar = st.progress(0.0, text="Attributions of every target (mean gradient)...")
-        attrs = {"network": explain.attributions(
+        attrs = {"network": attribution.attributions(
             net.model, X, "gradient",
             progress=lambda done, total: bar.progress(done / total, text=f"Mean gradient: {done:,} of {total:,} "
                                                                          "sample passes"))}
         bar.empty()
         if lin is not None:
-            attrs["linear"] = explain.attributions(lin.model, X, "gradient")
-            lms, tgs = drivers.common_genes(attrs["network"], attrs["linear"])
+            attrs["linear"] = attribution.attributions(lin.model, X, "gradient")
+            lms, tgs = attribution.common_genes(attrs["network"], attrs["linear"])
             attrs = {m: A.loc[lms, tgs] for m, A in attrs.items()}
         cache[key] = {"X": X, "meta": meta, "attrs": attrs}
     except DgexError as e:
@@ -92,7 +94,7 @@ truth = None
 if ss.get("is_demo") and net.config.get("dataset", {}).get("name") == ss.get("dataset_label"):
     demo = current_demo()
     truth = pd.DataFrame(demo.driver_matrix, index=demo.landmark_ids, columns=demo.target_ids)
-st.caption(f"Explained on {len(X):,} samples: {appstate.SAMPLE_SETS[which]} ({A_net.shape[0]:,} landmarks x "
+st.caption(f"Explained on {len(X):,} samples: {SAMPLE_SETS[which]} ({A_net.shape[0]:,} landmarks x "
            f"{A_net.shape[1]:,} targets)" + (f"; network {net_name} against linear {lin_name}" if lin else "")
            + ("; true drivers known (demo), marked *" if truth is not None else ""))
 if X.attrs.get("n_incomplete"):
@@ -107,7 +109,7 @@ if lin is not None:
     st.subheader("Does the network read the landmarks like the linear model?")
     akey = (key, k, truth is not None)
     if akey not in cache:
-        cache[akey] = drivers.agreement_table(attrs, k, truth=truth, target_meta=gene_meta())
+        cache[akey] = attribution.agreement_table(attrs, k, truth=truth, target_meta=gene_meta())
     agree = cache[akey]
     m = st.columns(5 if truth is not None else 2)
     m[0].metric("Median Spearman r over targets", f"{agree['spearman'].median():.3f}")
@@ -136,14 +138,14 @@ else:
     tkey = (key, target, "ig")
     if tkey not in cache:
         with st.spinner(f"Integrated gradients of {target} over {len(X):,} samples..."):
-            cache[tkey] = {m: explain.attributions(runs()[names[m]].model, X, "integrated_gradients", [target],
+            cache[tkey] = {m: attribution.attributions(runs()[names[m]].model, X, "integrated_gradients", [target],
                                                    statistic="mean_abs")[target].reindex(A_net.index)
                            for m in attrs}
     per_target = cache[tkey]
 t_truth = None if truth is None or target not in truth.columns else truth[target]
-long = drivers.side_by_side(per_target, n_show, symbols=lm_sym, truth=t_truth)
+long = attribution.side_by_side(per_target, n_show, symbols=lm_sym, truth=t_truth)
 if len(per_target) == 2:
-    one = explain.agreement(pd.DataFrame({target: per_target["network"]}), pd.DataFrame({target: per_target["linear"]}),
+    one = attribution.agreement(pd.DataFrame({target: per_target["network"]}), pd.DataFrame({target: per_target["linear"]}),
                             k=min(k, len(A_net))).iloc[0]
     m = st.columns(4)
     m[0].metric("Spearman r, network vs linear", f"{one['spearman']:.3f}")
@@ -158,7 +160,7 @@ st.caption("The same landmark axis for both models: each model's strongest landm
 
 # ------------------------------------------------------------------ groups
 st.subheader("Attributions per group of samples")
-fields = drivers.groupable_columns(meta)
+fields = attribution.groupable_columns(meta)
 group_by, by = None, None
 if not fields:
     st.caption("The explained samples have no metadata column with a few groups (tissue, batch, cluster...).")
@@ -172,7 +174,7 @@ else:
         gkey = (key, group_by, int(min_size))
         if gkey not in cache:
             bar = st.progress(0.0, text="Context dependence of every target...")
-            cache[gkey] = explain.context_dependence_scores(
+            cache[gkey] = attribution.context_dependence_scores(
                 net.model, X, labels, "gradient", min_size=int(min_size),
                 progress=lambda done, total: bar.progress(done / total, text=f"Context dependence: {done:,} of "
                                                                               f"{total:,} targets"))
@@ -181,7 +183,7 @@ else:
         tgkey = (gkey, target, method)
         if tgkey not in cache:
             kw = {"statistic": "mean_abs"} if method == "integrated_gradients" else {}
-            cache[tgkey] = explain.group_attributions(net.model, X, labels, method, [target],
+            cache[tgkey] = attribution.group_attributions(net.model, X, labels, method, [target],
                                                       min_size=int(min_size), **kw)
         by = cache[tgkey]
     except DgexError as e:
@@ -196,8 +198,8 @@ else:
                     help="size-weighted RMS change of the target's gradient vector from group to group, relative "
                          "to its norm: 0 when every group is read the same way (any linear model)")
         m[2].metric("Percentile among targets", "n/a" if not np.isfinite(pct) else f"{pct:.0%}")
-        rows = drivers.side_by_side({"network": per_target["network"]}, n_show)["landmark"]
-        gm = drivers.group_matrix(by, target, pd.Index(rows))
+        rows = attribution.side_by_side({"network": per_target["network"]}, n_show)["landmark"]
+        gm = attribution.group_matrix(by, target, pd.Index(rows))
         gm.index = [label(g, lm_sym) for g in gm.index]
         lim = float(np.nanmax(np.abs(gm.to_numpy()))) or 1.0
         fig = px.imshow(gm, color_continuous_scale="RdBu_r", zmin=-lim if method == "gradient" else 0, zmax=lim,
@@ -226,13 +228,13 @@ else:
 # ----------------------------------------------------------------- landmark
 st.subheader("Targets a landmark drives")
 lm = st.selectbox("Landmark", A_net.index.tolist(), key="int_landmark", format_func=lambda g: label(g, lm_sym))
-lt = drivers.landmark_targets(attrs, lm, n_show, symbols=sym, truth=truth)
+lt = attribution.landmark_targets(attrs, lm, n_show, symbols=sym, truth=truth)
 st.plotly_chart(bars(lt, "target", "mean gradient"), key="int_landmark_bars")
 
 # ----------------------------------------------------------------- downloads
 st.subheader("Downloads")
 groups = None if not group_by or by is None else {g: f[target] for g, f in by.items()}
-table = drivers.target_table(per_target, groups=groups, group_field=group_by or "group", symbols=lm_sym,
+table = attribution.target_table(per_target, groups=groups, group_field=group_by or "group", symbols=lm_sym,
                              truth=t_truth)
 d = st.columns(3)
 d[0].download_button(f"{target}: every landmark, both models and groups (CSV)", data=table.to_csv().encode(),

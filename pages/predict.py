@@ -7,10 +7,9 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from dgex_core import appstate
 from dgex_core.errors import DgexError
-from dgex_core.predict import missing_landmarks_message
-from pages._common import kept, matrix_at, remember, runs, session_dir, uploaded_file
+from dgex_core.prediction import missing_landmarks_message, predict_preview, predictions_file
+from pages._common import kept, matrix_at, plain_message, remember, runs, session_dir, uploaded_file
 
 ss = st.session_state
 st.title("Predict")
@@ -44,9 +43,9 @@ clip = st.checkbox("Clip inferred values to the training range", **kept("pred_cl
                         "measured; LINCS clips its inferred values too. Each sample's n_clipped column counts them.")
 try:
     matrix = matrix_at(path)
-    preview = appstate.predict_preview(run, matrix, clip=clip)
+    preview = predict_preview(run, matrix, clip=clip)
 except DgexError as e:
-    st.error(appstate.plain_message(e, path))
+    st.error(plain_message(e, path))
     st.stop()
 
 c = st.columns(3)
@@ -85,10 +84,10 @@ fmt = st.selectbox("Format", ["csv", "parquet", "gct", "gctx"], **kept("pred_for
 if st.button("Build the predictions file", type="primary", key="pred_build"):
     try:
         with st.spinner("Predicting..."):
-            out = appstate.predictions_file(run, matrix, session_dir() / "downloads", fmt, clip=clip)
+            out = predictions_file(run, matrix, session_dir() / "downloads", fmt, clip=clip)
         ss["pred_file"] = {"name": out.name, "data": out.read_bytes(), "key": (name, str(path), fmt, clip)}
     except DgexError as e:
-        st.error(appstate.plain_message(e, path))
+        st.error(plain_message(e, path))
 built = ss.get("pred_file")
 if built is not None and built["key"] == (name, str(path), fmt, clip):
     st.download_button(f"Download {built['name']} ({len(built['data']) / 1e6:.1f} MB)", data=built["data"],

@@ -12,9 +12,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dgex_core import appstate
 from dgex_core.errors import DgexError
-from pages._common import collect_job, kept, remember, runs, user
+from dgex_core.evaluation import runs_table
+from dgex_core.jobs import PLACE_KEYS, TrainingJob
+from dgex_core.models.factory import from_settings
+from dgex_core.store import default_runs_dir, load_saved_run, saved_runs, unique_run_name
+from pages._common import collect_job, for_display, kept, remember, runs, user
 
 ss = st.session_state
 st.title("Train")
@@ -75,7 +78,7 @@ with tab_new:
         settings["adaptive"] = c[1].checkbox("Adaptive activations (TAAF: learnable per-unit scale and shift)",
                                              **kept("mlp_adaptive"))
     taken = [*runs(), *([job.name] if job is not None else [])]
-    default_name = appstate.unique_run_name(f"{ss['dataset_label']}-{family}", taken)
+    default_name = unique_run_name(f"{ss['dataset_label']}-{family}", taken)
     # one widget whose value follows the suggested name (a key per suggestion left two
     # "Run name" boxes on the page for a moment while it redrew)
     if ss.get("train_name_default") != default_name or "train_name" not in ss:  # (widget state is dropped off-page)
@@ -86,10 +89,10 @@ with tab_new:
         st.caption(f"**{job.name}** is training: stop it or wait for it to end to start another.")
     if st.button("Train", type="primary", disabled=busy, key="train_start"):
         try:
-            model = appstate.make_model(family, **settings)
-            job = appstate.TrainingJob(ds, model, name, split_args=dict(sa), runs_root=appstate.runs_dir(),
+            model = from_settings(family, **settings)
+            job = TrainingJob(ds, model, name, split_args=dict(sa), runs_root=default_runs_dir(),
                                        dataset_name=ss["dataset_label"])
-            place = {k: ss[k] for k in appstate.PLACE_KEYS} | {"split_args": dict(sa)}
+            place = {k: ss[k] for k in PLACE_KEYS} | {"split_args": dict(sa)}
             slot.start_job(job, **place, inputs={k: ss[k] for k in INPUTS if k in ss})
             ss["job"] = job
             ss["run_dataset"][name] = ss["dataset_key"]
@@ -98,15 +101,15 @@ with tab_new:
             st.error(str(e))
 
 with tab_load:
-    saved = appstate.saved_runs()
+    saved = saved_runs()
     if saved.empty:
-        st.caption(f"No saved runs in {appstate.runs_dir()} yet.")
+        st.caption(f"No saved runs in {default_runs_dir()} yet.")
     else:
-        st.dataframe(appstate.for_display(saved.drop(columns=["status"])), hide_index=True)
+        st.dataframe(for_display(saved.drop(columns=["status"])), hide_index=True)
         pick = st.selectbox("Run", saved["name"].tolist(), key="load_pick")
         if st.button("Load", key="load_run"):
             try:
-                ss["runs"][pick] = appstate.load_saved_run(pick)
+                ss["runs"][pick] = load_saved_run(pick)
                 slot.add_run(ss["runs"][pick])
                 st.success(f"Loaded {pick}")
                 st.rerun()
@@ -159,7 +162,7 @@ def progress_panel(shown_busy: bool) -> None:
         else:
             test = job.run.metrics.get("test", {})
             st.success(f"Run {job.name} ({job.run.family}) trained in {job.elapsed:.1f} s and saved to "
-                       f"{appstate.runs_dir() / job.name}"
+                       f"{default_runs_dir() / job.name}"
                        + (f"; test MAE {test['mean_mae']:.4f}" if "mean_mae" in test else ""))
         if shown_busy:  # it ended since the page was drawn: draw it again with the run, Train enabled
             collect_job()
@@ -170,4 +173,4 @@ st.fragment(progress_panel, run_every=0.7 if busy else None)(busy)
 
 if runs():
     st.subheader("Your runs")
-    st.dataframe(appstate.for_display(appstate.runs_table(runs())), hide_index=True)
+    st.dataframe(for_display(runs_table(runs())), hide_index=True)

@@ -16,9 +16,14 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
-from dgex_core import appstate
-from dgex_core.demo import DemoConfig, load_demo
+from dgex_core.attribution import cluster_order, explain_samples
+from dgex_core.demo import APP_DEMO_SIZE, DemoConfig, app_demo_config, load_demo
 from dgex_core.errors import DatasetError, ModelError
+from dgex_core.evaluation import held_out_predictions
+from dgex_core.genes import find_genes
+from dgex_core.jobs import TrainingJob, find_user, new_session_dir, new_user
+from dgex_core.models.factory import from_settings
+from pages._common import for_display, save_upload
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 SIZE = "1500x200"
@@ -76,11 +81,11 @@ def texts(at: AppTest) -> str:
 
 def test_demo_size_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("DGEX_DEMO_SIZE", "1500x200")
-    assert (appstate.demo_config().n_samples, appstate.demo_config().n_targets) == (1500, 200)
+    assert (app_demo_config().n_samples, app_demo_config().n_targets) == (1500, 200)
     monkeypatch.delenv("DGEX_DEMO_SIZE")
-    assert (appstate.demo_config().n_samples, appstate.demo_config().n_targets) == appstate.APP_DEMO_SIZE
+    assert (app_demo_config().n_samples, app_demo_config().n_targets) == APP_DEMO_SIZE
     with pytest.raises(ValueError, match="1500x200"):
-        appstate.demo_config("big")
+        app_demo_config("big")
 
 
 def test_app_opens_on_the_demo_data_page(env):
@@ -119,7 +124,7 @@ def test_malformed_file_shows_the_format_error_and_the_app_stays_usable(env, tmp
 
 
 def test_file_with_missing_landmarks_needs_consent(env, tmp_path):
-    demo = load_demo(appstate.demo_config())
+    demo = load_demo(app_demo_config())
     genes = list(demo.target_ids[:50]) + list(demo.landmark_ids[:900])
     m = pd.DataFrame(demo.matrix.values[:300, demo.matrix.gene_ids.get_indexer(genes)],
                      index=[f"S{i}" for i in range(300)], columns=genes)
@@ -195,7 +200,7 @@ def test_demo_workflow_train_errors_coefficients_predict(env, tmp_path):
     assert len(at.get("plotly_chart")) == 3
     assert at.get("download_button")[0].proto.label.startswith("Download the coefficient table (CSV, 979 x 200)")
 
-    demo = load_demo(appstate.demo_config())
+    demo = load_demo(app_demo_config())
     plate = pd.DataFrame(demo.landmark_values[:40], index=[f"P{i}" for i in range(40)], columns=demo.landmark_ids)
     plate_path = tmp_path / "plate.csv"
     plate.to_csv(plate_path)
@@ -255,7 +260,7 @@ def test_mlp_trains_in_the_background_with_an_epoch_curve(env, monkeypatch):
 
 def test_training_job_stops_when_asked(env):
     data = load_demo(DemoConfig(n_samples=400, n_targets=30)).dataset()
-    job = appstate.TrainingJob(data, appstate.make_model("mlp", width=16, max_epochs=200), "stopper",
+    job = TrainingJob(data, from_settings("mlp", width=16, max_epochs=200), "stopper",
                                runs_root=env / "runs")
     job._stop.set()  # asked before the first epoch ends: stops after it
     job.start().join(60)
@@ -264,11 +269,11 @@ def test_training_job_stops_when_asked(env):
 
 
 def test_uploads_go_to_a_private_folder_per_session(tmp_path):
-    a, b = appstate.new_session_dir(), appstate.new_session_dir()
+    a, b = new_session_dir(), new_session_dir()
     assert a != b
-    p = appstate.save_upload(a, "../../etc/my file.gct", b"#1.2\n")
+    p = save_upload(a, "../../etc/my file.gct", b"#1.2\n")
     assert p.parent.parent == a and p.name == "my_file.gct" and p.read_bytes() == b"#1.2\n"
-    assert appstate.save_upload(b, "my file.gct", b"other").parent.parent == b
+    assert save_upload(b, "my file.gct", b"other").parent.parent == b
     for d in (a, b):
         shutil.rmtree(d)
 
@@ -277,7 +282,7 @@ def test_cluster_order_groups_similar_rows():
     rng = np.random.default_rng(0)
     base = rng.normal(size=(2, 30))
     x = np.vstack([base[i % 2] + 0.01 * rng.normal(size=30) for i in range(8)])
-    order = appstate.cluster_order(x)
+    order = cluster_order(x)
     assert sorted(order) == list(range(8))
     groups = [i % 2 for i in order]
     assert groups in ([0] * 4 + [1] * 4, [1] * 4 + [0] * 4)
@@ -286,16 +291,16 @@ def test_cluster_order_groups_similar_rows():
 def test_gene_search_matches_ids_and_symbols_exact_first():
     per_gene = pd.DataFrame({"mae": [1, 2, 3]}, index=["G1", "G10", "G2"])
     meta = pd.DataFrame({"Description": ["TP53", "TP53BP1", "EGFR"]}, index=["G1", "G10", "G2"])
-    assert appstate.find_genes("tp53", per_gene, meta) == ["G1", "G10"]
-    assert appstate.find_genes("g1", per_gene, None) == ["G1", "G10"]
-    assert appstate.find_genes("egfr", per_gene, meta) == ["G2"]
-    assert appstate.find_genes("nothing", per_gene, meta) == []
+    assert find_genes("tp53", per_gene.index, meta) == ["G1", "G10"]
+    assert find_genes("g1", per_gene.index, None) == ["G1", "G10"]
+    assert find_genes("egfr", per_gene.index, meta) == ["G2"]
+    assert find_genes("nothing", per_gene.index, meta) == []
 
 
 def _grouped_run(env, family: str):
     """A run of ``family`` on a 400-sample demo, split 65/15/20 with whole tissues on one side."""
     data = load_demo(DemoConfig(n_samples=400, n_targets=30)).dataset()
-    job = appstate.TrainingJob(data, appstate.make_model(family), f"grouped-{family}", runs_root=env / "runs",
+    job = TrainingJob(data, from_settings(family), f"grouped-{family}", runs_root=env / "runs",
                                split_args={"val": 0.15, "test": 0.2, "seed": 4, "group_by": "tissue"})
     job.start().join(60)
     assert job.error is None
@@ -304,12 +309,12 @@ def _grouped_run(env, family: str):
 
 def test_test_predictions_remake_a_grouped_split(env):
     data, run, split = _grouped_run(env, "knn")
-    measured, pred = appstate.test_predictions(run, data)
+    measured, pred = held_out_predictions(run, data)
     assert list(measured.index) == list(split.test.sample_ids)
     assert pred.shape == measured.shape == (split.test.n_samples, 30)
     other = load_demo(DemoConfig(n_samples=300, n_targets=30)).dataset()
     with pytest.raises(DatasetError, match="Data page"):
-        appstate.test_predictions(run, other)
+        held_out_predictions(run, other)
 
 
 def test_two_sessions_at_once_never_see_each_other(env, tmp_path):
@@ -352,7 +357,7 @@ def test_two_sessions_at_once_never_see_each_other(env, tmp_path):
 
 
 def test_interpret_page_explains_the_network_beside_the_linear_weights(env):
-    from dgex_core import explain
+    from dgex_core import attribution
 
     at = open_app()
     goto(at, "interpret")
@@ -371,7 +376,7 @@ def test_interpret_page_explains_the_network_beside_the_linear_weights(env):
     assert attrs["network"].shape == (978, 200)
 
     metrics = {m.label: m.value for m in at.metric}
-    agree = explain.agreement(attrs["network"], attrs["linear"], k=20)
+    agree = attribution.agreement(attrs["network"], attrs["linear"], k=20)
     assert metrics["Median Spearman r over targets"] == f"{agree['spearman'].median():.3f}"
     assert metrics["Median top-20 overlap"] == f"{agree['top_k_overlap'].median():.1%}"
     # against the demo's true drivers: both models far above a random ranking
@@ -429,10 +434,10 @@ def test_interpret_page_explains_the_network_beside_the_linear_weights(env):
 def test_explain_samples_are_the_runs_own_split(env):
     data, run, split = _grouped_run(env, "linear")
     for which in ("test", "val", "train"):
-        X, meta = appstate.explain_samples(run, data, which)
+        X, meta = explain_samples(run, data, which)
         part = getattr(split, which)
         assert list(X.index) == list(part.sample_ids) and list(meta.index) == list(part.sample_ids)
-    X, _ = appstate.explain_samples(run, data, "all", max_samples=50)
+    X, _ = explain_samples(run, data, "all", max_samples=50)
     assert len(X) == 50 and X.index.is_unique and set(X.index) <= set(data.sample_ids)
     # columns follow the run's landmarks by id, whatever the data's column order
     shuffled = data.subset(np.arange(data.n_samples))
@@ -441,15 +446,15 @@ def test_explain_samples_are_the_runs_own_split(env):
 
     other = Dataset(shuffled.landmarks[:, order], shuffled.targets, shuffled.landmark_ids[order], shuffled.target_ids,
                     shuffled.sample_ids, shuffled.sample_meta)
-    X2, _ = appstate.explain_samples(run, other, "test")
-    pd.testing.assert_frame_equal(X2, appstate.explain_samples(run, data, "test")[0])
+    X2, _ = explain_samples(run, other, "test")
+    pd.testing.assert_frame_equal(X2, explain_samples(run, data, "test")[0])
     with pytest.raises(DatasetError, match="Data page"):
-        appstate.explain_samples(run, load_demo(DemoConfig(n_samples=300, n_targets=30)).dataset(), "test")
+        explain_samples(run, load_demo(DemoConfig(n_samples=300, n_targets=30)).dataset(), "test")
     # samples missing a landmark value are left out, and counted
     holes = data.landmarks.copy()
     holes[data.sample_ids.get_indexer(split.test.sample_ids[:3]), 5] = np.nan
     gappy = Dataset(holes, data.targets, data.landmark_ids, data.target_ids, data.sample_ids, data.sample_meta)
-    X3, _ = appstate.explain_samples(run, gappy, "test")
+    X3, _ = explain_samples(run, gappy, "test")
     assert list(X3.index) == list(split.test.sample_ids[3:]) and X3.attrs["n_incomplete"] == 3
 
 
@@ -474,7 +479,7 @@ def test_a_reload_finds_the_running_training_again(env, monkeypatch):
     no second training on top, and gets the finished run once."""
     monkeypatch.setenv("DGEX_DEMO_SIZE", "600x50")
     gate = threading.Event()  # each epoch waits here: the training runs until the test lets it go
-    progress = appstate.TrainingJob._progress
+    progress = TrainingJob._progress
 
     def held(self, step, total, metrics):
         stop = progress(self, step, total, metrics)
@@ -482,7 +487,7 @@ def test_a_reload_finds_the_running_training_again(env, monkeypatch):
             gate.wait(60)
         return stop or self._stop.is_set()
 
-    monkeypatch.setattr(appstate.TrainingJob, "_progress", held)
+    monkeypatch.setattr(TrainingJob, "_progress", held)
     at = open_app()
     token = at.query_params["user"]
     goto(at, "train")
@@ -515,7 +520,7 @@ def test_a_reload_finds_the_running_training_again(env, monkeypatch):
         assert again.number_input(key="mlp_width").value == 16 and again.number_input(key="mlp_epochs").value == 400
         assert again.selectbox(key="mlp_activation").value == "tanh"
         with pytest.raises(ModelError, match="still running"):  # even from a tab drawn before it started
-            appstate.find_user(token).start_job(appstate.TrainingJob(job.dataset, appstate.make_model("linear"), "x"))
+            find_user(token).start_job(TrainingJob(job.dataset, from_settings("linear"), "x"))
 
         # another user (no token, or a made-up one) sees none of it
         for other in ("", "A" * 32, "../../etc/passwd"):
@@ -524,7 +529,7 @@ def test_a_reload_finds_the_running_training_again(env, monkeypatch):
                 stranger.query_params["user"] = other
             stranger.run()
             assert stranger.query_params["user"] not in (token, other)
-            assert appstate.find_user(stranger.query_params["user"]) is not None
+            assert find_user(stranger.query_params["user"]) is not None
             goto(stranger, "train")
             assert "job" not in stranger.session_state and not stranger.button(key="train_start").disabled
             assert not stranger.get("progress")
@@ -544,7 +549,7 @@ def test_a_reload_finds_the_running_training_again(env, monkeypatch):
         assert session.session_state["runs"][name] is job.run
         assert any("trained in" in s.value for s in session.success)
         assert not session.button(key="train_start").disabled
-    assert list(appstate.find_user(token).runs) == [name]
+    assert list(find_user(token).runs) == [name]
     assert [p.name for p in (env / "runs").iterdir()] == [name]
     # a reload after the end starts with the user's runs
     later = AppTest.from_file(str(APP), default_timeout=120)
@@ -555,11 +560,11 @@ def test_a_reload_finds_the_running_training_again(env, monkeypatch):
 
 
 def test_user_tokens_are_unguessable_and_checked():
-    a, b = appstate.new_user(), appstate.new_user()
+    a, b = new_user(), new_user()
     assert a.token != b.token and len(a.token) == 32 and re.fullmatch(r"[A-Za-z0-9_-]{32}", a.token)
-    assert appstate.find_user(a.token) is a and appstate.find_user(b.token) is b
+    assert find_user(a.token) is a and find_user(b.token) is b
     for bad in (None, 42, "", a.token[:-1], a.token + "x", a.token[:-1] + "/", "A" * 32):
-        assert appstate.find_user(bad) is None
+        assert find_user(bad) is None
 
 
 def test_data_page_catches_unlogged_values_and_a_run_records_the_choice(env, tmp_path):
@@ -593,7 +598,7 @@ def test_messages_that_used_to_stop_a_newcomer(env, tmp_path):
     what the run was trained on and what to do."""
     at = open_app()
     assert any("Next steps" in i.value for i in at.info)
-    demo = load_demo(appstate.demo_config())
+    demo = load_demo(app_demo_config())
     plate = tmp_path / "plate.csv"
     pd.DataFrame(np.random.default_rng(0).normal(8, 1, (5, 3)), index=[f"P{i}" for i in range(5)],
                  columns=["200814_at", "222103_at", "201453_x_at"]).rename_axis("sample").to_csv(plate)
@@ -606,7 +611,7 @@ def test_messages_that_used_to_stop_a_newcomer(env, tmp_path):
     # the demo run applied to the plate
     at.radio(key="data_source").set_value("Built-in demo").run()
     name = train(at, "linear")
-    from dgex_core.predict import missing_landmarks_message
+    from dgex_core.prediction import missing_landmarks_message
 
     msg = missing_landmarks_message(at.session_state["runs"][name], list(demo.landmark_ids),
                                     pd.Index(["200814_at", "222103_at", "201453_x_at"]))
@@ -616,7 +621,7 @@ def test_messages_that_used_to_stop_a_newcomer(env, tmp_path):
 
 def test_tables_show_a_dash_for_missing_values_and_keep_numbers_underneath():
     table = pd.DataFrame({"run": ["a", "b"], "test MAE": [0.123456, np.nan], "well inferred": [12, None]})
-    styled = appstate.for_display(table)
+    styled = for_display(table)
     text = styled.to_string()
     assert "0.1235" in text and "None" not in text and "nan" not in text and text.count(" -") >= 2
     assert styled.data["test MAE"].dtype.kind == "f"  # sorting still numeric
@@ -647,7 +652,7 @@ def test_pages_keep_their_inputs_when_the_user_comes_back(env, tmp_path):
     assert at.selectbox(key="train_family").value == "mlp"
     assert at.number_input(key="mlp_width").value == 64
     # Predict: an uploaded plate stays (AppTest cannot drive the uploader: the kept file is set as an upload sets it)
-    demo = load_demo(appstate.demo_config())
+    demo = load_demo(app_demo_config())
     plate = tmp_path / "plate.csv"
     demo.matrix.to_frame().iloc[:5][list(demo.landmark_ids)].rename_axis("sample").to_csv(plate)
     goto(at, "predict")
@@ -667,7 +672,7 @@ def test_pages_keep_their_inputs_when_the_user_comes_back(env, tmp_path):
 
 
 def test_a_sample_sheet_on_the_data_page_groups_the_split_and_colours_the_plots(env, tmp_path):
-    demo = load_demo(appstate.demo_config())
+    demo = load_demo(app_demo_config())
     data = tmp_path / "arrays.csv"
     frame = demo.matrix.to_frame().iloc[:300]
     frame.rename_axis("sample").to_csv(data)

@@ -213,11 +213,10 @@ def test_every_page_in_a_browser(server, page, tmp_path):
     assert any(c.startswith("tissue=") for c in table.columns)
     np.testing.assert_allclose(table["linear"].to_numpy(), coef.reindex(table.index).to_numpy(), rtol=1e-6, atol=1e-9)
 
-    from dgex_core import appstate
-    from dgex_core.demo import load_demo
+    from dgex_core.demo import app_demo_config, load_demo
 
     os.environ.setdefault("DGEX_DATA_DIR", str(tmp / "data"))
-    demo = load_demo(appstate.demo_config("1500x200"), cache_dir=tmp / "data" / "demo")
+    demo = load_demo(app_demo_config("1500x200"), cache_dir=tmp / "data" / "demo")
     plate = tmp_path / "plate.csv"
     pd.DataFrame(demo.landmark_values[:30], index=[f"P{i}" for i in range(30)], columns=demo.landmark_ids).to_csv(plate)
     _goto(page, "Predict")

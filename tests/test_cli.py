@@ -209,13 +209,13 @@ def test_explain_a_target_with_groups(tmp_path, env):
     out = dgex("explain", "net", "--target", "TG00003", "--on", "test", "--group-by", "tissue", "-o",
                tmp_path / "t.csv", env_extra=env)
     assert "150 test samples (held out)" in out.stdout
-    from dgex_core import explain
+    from dgex_core import attribution
     from dgex_core.demo import DemoConfig, load_demo
 
     net = load_run(Path(env["DGEX_RUNS_DIR"]) / "net")
     test = load_demo(DemoConfig(n_samples=1500, n_targets=80)).dataset().split(0.1, 0.1, seed=0).test
     X = pd.DataFrame(test.landmarks, columns=test.landmark_ids)
-    want = explain.attributions(net.model, X, "gradient", ["TG00003"])["TG00003"]
+    want = attribution.attributions(net.model, X, "gradient", ["TG00003"])["TG00003"]
     got = pd.read_csv(tmp_path / "t.csv", index_col=0)
     np.testing.assert_allclose(got["attribution"], want.reindex(got.index), rtol=1e-6, atol=1e-9)
     tissues = pd.Series(test.sample_meta["tissue"]).value_counts()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.stats import pearsonr, spearmanr
 
-from dgex_core.evaluate import (
+from dgex_core.evaluation import (
     GeneErrorAccumulator,
     compare,
     per_gene_metrics,
@@ -74,7 +74,7 @@ def test_per_sample_mae():
 def test_spearman_by_sorted_rows_equals_scipy_with_ties_nan_and_constants():
     from scipy.stats import rankdata
 
-    from dgex_core.evaluate import _spearman_columns
+    from dgex_core.evaluation.metrics import _spearman_columns
 
     rng = np.random.default_rng(4)
     t = np.round(rng.normal(size=(300, 70)), 1)  # many ties

@@ -29,14 +29,13 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 from dgex_core.errors import DgexError
-from dgex_core.fetch import (
+from dgex_core.fetching import (
     MANIFEST_NAME,
     SOURCES,
     FetchError,
     NetworkError,
     RemoteFile,
     Source,
-    _describe_reason,
     cached,
     fetch,
     geo_series_folder,
@@ -47,6 +46,7 @@ from dgex_core.fetch import (
     parse_index,
     resolve,
 )
+from dgex_core.fetching.download import _describe_reason
 
 # ---------------------------------------------------------------------------- the server
 
@@ -593,7 +593,7 @@ def test_dgex_fetch_killed_midway_leaves_only_a_part_file_and_resumes(server, ca
     server.put(URL, PAYLOAD)
     server.state.trickle_s = 0.2
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    code = ("import sys; from dgex_core.fetch import fetch, Source, RemoteFile; "
+    code = ("import sys; from dgex_core.fetching import fetch, Source, RemoteFile; "
             f"fetch(Source('test-blob', 'x', files=[RemoteFile({URL!r})]), {str(cache)!r}, mirror={server.url!r})")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
     folder = cache / "test-blob"

@@ -12,7 +12,7 @@ from dgex_core.io import read
 from dgex_core.matrix import ExpressionMatrix
 from dgex_core.models.knn import KNNModel
 from dgex_core.models.linear import LinearModel
-from dgex_core.predict import predict_file
+from dgex_core.prediction import predict_file
 from dgex_core.training import train_run
 
 from .models.test_linear import _data
@@ -163,7 +163,7 @@ def test_standardizer_keeps_float32_and_writes_into_a_given_block():
 @pytest.mark.parametrize("family", [LinearModel, KNNModel])
 @pytest.mark.parametrize("nan_at", [None, (3, 2)])
 def test_an_output_block_holds_the_landmarks_and_what_predict_gives(family, nan_at):
-    from dgex_core.predict import predict_matrix_block
+    from dgex_core.prediction import predict_matrix_block
 
     ds = _data(n=300, seed=36)
     run = train_run(ds, family(), "r")
@@ -249,7 +249,7 @@ def test_a_writer_thread_failure_in_predict_file_surfaces_and_leaves_no_output(t
 
 
 def test_the_default_block_is_sized_in_bytes_and_block_size_overrides_it(tmp_path, linear_run, monkeypatch):
-    from dgex_core.predict import default_block_size
+    from dgex_core.prediction import default_block_size
 
     assert default_block_size(978 + 21_305) == 1310  # 5 GCTX chunks of 262 samples, ~117 MB of float32
     assert default_block_size(978 + 21_305) * (978 + 21_305) * 4 <= 128 * 2**20
@@ -281,7 +281,7 @@ def test_an_unreadable_input_surfaces_from_the_reader_thread_and_leaves_no_outpu
 
 
 def test_the_reader_thread_stops_and_closes_its_input_when_the_caller_stops():
-    from dgex_core.predict import _Prefetch
+    from dgex_core.prediction.apply import _Prefetch
 
     closed = []
 

@@ -12,7 +12,7 @@ import pytest
 import dgex_core.lazy as lazy
 from dgex_core.dataset import Dataset
 from dgex_core.errors import ModelError
-from dgex_core.evaluate import ColumnSpill, evaluate_model, per_gene_metrics
+from dgex_core.evaluation import ColumnSpill, evaluate_model, per_gene_metrics
 from dgex_core.io import open_matrix, read
 from dgex_core.io.gctx import write_gctx
 from dgex_core.lazy import LazyRows, NpyRows

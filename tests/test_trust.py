@@ -14,7 +14,7 @@ from dgex_core.io import read
 from dgex_core.landmarks import read_landmarks
 from dgex_core.matrix import ExpressionMatrix
 from dgex_core.models.linear import LinearModel
-from dgex_core.predict import MAX_IMPUTED_SHARE, predict_file, predict_matrix_block
+from dgex_core.prediction import MAX_IMPUTED_SHARE, predict_file, predict_matrix_block
 from dgex_core.store import load_run, save_run
 from dgex_core.training import train_run, well_inferred_flags
 from dgex_core.trust import DistributionCheck

@@ -11,7 +11,7 @@ from ..errors import ModelError
 if TYPE_CHECKING:  # the module stays light: the CLI reads FAMILIES before any model is needed
     from .base import Model
 
-__all__ = ["DEFAULTS", "FAMILIES", "family_class", "make_model"]
+__all__ = ["DEFAULTS", "FAMILIES", "family_class", "from_settings", "make_model"]
 
 #: The families, in the order the CLI and the dashboard offer them.
 FAMILIES = ("linear", "knn", "mlp", "choice")
@@ -50,3 +50,22 @@ def make_model(family: str, **settings) -> Model:
         raise ModelError(f"bad {family} setting: {e}") from None
     model.check_params()
     return model
+
+
+def from_settings(family: str, **settings) -> Model:
+    """An unfitted model of ``family`` from the Train page's settings, checked (:func:`make_model`).
+
+    ``linear``: ``alphas`` ("auto" or a list); ``knn``: ``k_grid``, ``metric``;
+    ``mlp``: ``width`` and ``layers`` (``hidden = (width,) * layers``) and any other
+    :class:`~dgex_core.models.mlp.MLPModel` setting; ``choice``: ``parts`` (families) and
+    the ``mlp`` settings for its network part.
+    """
+    s = dict(settings)
+    if family not in ("mlp", "choice"):
+        return make_model(family, **s)
+    parts = s.pop("parts", ("linear", "mlp"))
+    width, layers = int(s.pop("width", 1000)), int(s.pop("layers", 1))
+    net = {**s, "hidden": (width,) * layers}
+    if family == "mlp":
+        return make_model("mlp", **net)
+    return make_model("choice", parts=parts, mlp=net if "mlp" in parts else None)

@@ -31,7 +31,7 @@ class AdaptiveActivation(nn.Module):
     """``out_scale * f(in_scale * h + in_shift) + out_shift``, four learnable numbers per unit.
 
     Starts as the plain activation (scales 1, shifts 0). Element-wise per unit, so the
-    closed-form attributions of :mod:`dgex_core.explain` still apply.
+    closed-form attributions of :mod:`dgex_core.attribution` still apply.
     """
 
     def __init__(self, base: nn.Module, width: int) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dgex_core import explain
+from dgex_core import attribution
 from dgex_core.cli import main
 from dgex_core.dataset import Dataset
 from dgex_core.errors import ModelError
@@ -85,9 +85,9 @@ def test_predicts_the_blend_of_its_parts_and_round_trips(tmp_path):
 def test_explains_each_gene_by_its_chosen_part():
     sp = _mixed(n=700).split(seed=3)
     m = _choice().fit(sp.train, sp.val)
-    A = explain.attributions(m, sp.val.landmarks, "gradient")
-    lin = explain.attributions(m.parts_["linear"], sp.val.landmarks, "gradient") if "linear" in m.parts_ else 0
-    net = explain.attributions(m.parts_["mlp"], sp.val.landmarks, "gradient") if "mlp" in m.parts_ else 0
+    A = attribution.attributions(m, sp.val.landmarks, "gradient")
+    lin = attribution.attributions(m.parts_["linear"], sp.val.landmarks, "gradient") if "linear" in m.parts_ else 0
+    net = attribution.attributions(m.parts_["mlp"], sp.val.landmarks, "gradient") if "mlp" in m.parts_ else 0
     w = m.choice_table()
     expect = lin * w["weight_linear"].to_numpy() + net * w["weight_mlp"].to_numpy()
     np.testing.assert_allclose(A.to_numpy(), np.asarray(expect), rtol=1e-6, atol=1e-9)
@@ -97,7 +97,7 @@ def test_knn_genes_have_no_attributions_and_say_so():
     sp = _mixed(n=600).split(seed=4)
     m = _choice(parts=("knn",)).fit(sp.train, sp.val)
     with pytest.raises(ModelError, match=r"knn.*no landmark attributions"):
-        explain.attributions(m, sp.val.landmarks, "gradient")
+        attribution.attributions(m, sp.val.landmarks, "gradient")
 
 
 def test_bad_parts_are_refused_before_any_fit(tmp_path, capsys):

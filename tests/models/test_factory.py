@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from dgex_core.appstate import make_model as page_model
 from dgex_core.errors import ModelError
 from dgex_core.models.choice import ChoiceModel
 from dgex_core.models.factory import DEFAULTS, FAMILIES, make_model
+from dgex_core.models.factory import from_settings as page_model
 
 
 def test_defaults_choose_settings_on_validation():

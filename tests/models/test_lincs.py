@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dgex_core.errors import DataFormatError
-from dgex_core.evaluate import evaluate_model
+from dgex_core.evaluation import evaluate_model
 from dgex_core.io import write
 from dgex_core.matrix import ExpressionMatrix
 from dgex_core.models.base import load_model

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dgex_core import explain
+from dgex_core import attribution
 from dgex_core.dataset import Dataset
 from dgex_core.errors import ModelError
 from dgex_core.matrix import ExpressionMatrix
@@ -120,13 +120,13 @@ def test_attributions_of_the_linear_path_equal_autograd_on_the_whole_network(met
     m = MLPModel(**{**NET, "max_epochs": 3, "adaptive": True}).fit(sp.train, sp.val)
     for n in m.networks_:
         n.gate.copy_(torch.linspace(0, 1, n.gate.numel()))  # every gate value, including 0 and 1
-    A = explain.attributions(m, sp.val.landmarks, method, statistic=statistic, steps=8).to_numpy()
+    A = attribution.attributions(m, sp.val.landmarks, method, statistic=statistic, steps=8).to_numpy()
     Xz = m.standardize_landmarks(np.asarray(sp.val.landmarks))
     net = m.networks_[0]
-    B = (explain.network_gradient(net, Xz, method="autograd") if method == "gradient" else
-         explain.network_integrated_gradients(net, Xz, steps=8, statistic=statistic, method="autograd"))
+    B = (attribution.network_gradient(net, Xz, method="autograd") if method == "gradient" else
+         attribution.network_integrated_gradients(net, Xz, steps=8, statistic=statistic, method="autograd"))
     np.testing.assert_allclose(A, B, rtol=1e-4, atol=1e-5)
-    assert explain.closed_form_applies(m)
+    assert attribution.closed_form_applies(m)
 
 
 def test_bad_linear_path_is_refused():

@@ -53,9 +53,9 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
-from .errors import ModelError
-from .models.base import Model
-from .models.layers import AdaptiveActivation, ResidualNet
+from ..errors import ModelError
+from ..models.base import Model
+from ..models.layers import AdaptiveActivation, ResidualNet
 
 __all__ = [
     "agreement",

@@ -1,7 +1,7 @@
 """Which landmarks drive which targets, models side by side: the tables behind the
 dashboard's Interpret page and its downloads (no Streamlit here, no I/O).
 
-Inputs are attributions from :mod:`dgex_core.explain`: landmarks x targets DataFrames
+Inputs are attributions from :mod:`dgex_core.attribution`: landmarks x targets DataFrames
 in standardized units (the change in a target's z-score per unit z-score of a
 landmark), one per model, e.g. ``{"network": A_mlp, "linear": A_lin}``. Genes are
 matched by id, never by position: :func:`common_genes` gives the landmarks and targets
@@ -17,9 +17,9 @@ from collections.abc import Hashable, Mapping
 import numpy as np
 import pandas as pd
 
-from . import explain
-from .appstate import gene_label
-from .errors import ModelError
+from ..errors import ModelError
+from ..genes import gene_labels
+from .gradients import agreement, precision_at_k, random_precision
 
 __all__ = [
     "agreement_table",
@@ -30,11 +30,6 @@ __all__ = [
     "side_by_side",
     "target_table",
 ]
-
-
-def _label(ids: pd.Index, symbols: pd.Series | None) -> np.ndarray:
-    """:func:`~dgex_core.appstate.gene_label` of each id."""
-    return np.array([gene_label(i, symbols) for i in pd.Index(ids).astype(str)], dtype=object)
 
 
 def common_genes(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.Index, pd.Index]:
@@ -103,7 +98,7 @@ def side_by_side(
         model's strongest landmark over all landmarks), ``true_driver`` (when known).
     """
     lms = _union_top(attrs, n)
-    labels = _label(lms, symbols)
+    labels = gene_labels(lms, symbols)
     if truth is not None:
         is_driver = truth.astype(bool).reindex(lms, fill_value=False).to_numpy(dtype=bool)
         labels = np.array([f"{lab} *" if d else lab for lab, d in zip(labels, is_driver, strict=True)], dtype=object)
@@ -209,7 +204,7 @@ def agreement_table(
     -------
     pandas.DataFrame
         Indexed by target id: ``spearman`` and ``top_k_overlap`` (see
-        :func:`explain.agreement`), ``precision_at_k_<model>`` and
+        :func:`~dgex_core.attribution.agreement`), ``precision_at_k_<model>`` and
         ``precision_at_k_random`` when ``truth`` is given, and the metadata columns.
     """
     if len(attrs) != 2:
@@ -217,12 +212,12 @@ def agreement_table(
     (na, A), (nb, B) = attrs.items()
     lms, tgs = common_genes(A, B)
     A, B = A.loc[lms, tgs], B.loc[lms, tgs]
-    out = explain.agreement(A, B, k=min(k, len(lms)))
+    out = agreement(A, B, k=min(k, len(lms)))
     if truth is not None:
         T = truth.astype(bool).reindex(index=lms, columns=tgs, fill_value=False)
         for name, M in ((na, A), (nb, B)):
-            out[f"precision_at_k_{name}"] = explain.precision_at_k(M, T, min(k, len(lms))).to_numpy()
-        out["precision_at_k_random"] = explain.random_precision(T).to_numpy()
+            out[f"precision_at_k_{name}"] = precision_at_k(M, T, min(k, len(lms))).to_numpy()
+        out["precision_at_k_random"] = random_precision(T).to_numpy()
     if target_meta is not None:
         for c in ("symbol", "kind", "nonlinear"):
             if c in target_meta:
@@ -238,7 +233,7 @@ def group_matrix(by: Mapping[Hashable, pd.DataFrame], target: str, landmarks: pd
     Parameters
     ----------
     by
-        Output of :func:`explain.group_attributions` (label -> landmarks x targets, with
+        Output of :func:`~dgex_core.attribution.group_attributions` (label -> landmarks x targets, with
         ``attrs["n_samples"]``).
     target
         The target id.

@@ -36,16 +36,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._atomic import output_target, refuse_input_as_output
-from .errors import ModelError
-from .export import gene_meta_path, open_block_writer, resolve_compression
-from .landmarks import LandmarkList, match_landmarks
-from .matrix import ExpressionMatrix
-from .models.base import Model
-from .models.linear import LinearModel
-from .store import Run
+from .._atomic import output_target, refuse_input_as_output
+from ..errors import ModelError
+from ..export import gene_meta_path, open_block_writer, resolve_compression
+from ..landmarks import LandmarkList, match_landmarks
+from ..matrix import ExpressionMatrix
+from ..models.base import Model
+from ..models.linear import LinearModel
+from ..store import Run
 
-__all__ = ["OUTPUT_BLOCK_BYTES", "default_block_size", "predict_file", "predict_matrix_block"]
+__all__ = ["MAX_IMPUTED_SHARE", "OUTPUT_BLOCK_BYTES", "default_block_size", "landmark_columns", "missing_landmarks_message",
+           "output_gene_meta", "predict_file", "predict_matrix_block"]
 
 #: Bytes of output values (samples x measured + inferred genes, float32) per block by
 #: default: 128 MiB, or ``$DGEX_BLOCK_MB``. At 22,283 genes that is 1,310 samples.
@@ -61,7 +62,7 @@ def default_block_size(n_genes: int, itemsize: int = 4, budget: int | None = Non
     a few blocks (the one computed, one queued, the one being written; Parquet
     gathers its row groups, :data:`~dgex_core.export.PARQUET_ROW_GROUP_BYTES`) plus the model.
     """
-    from .io.gctx import broad_chunks
+    from ..io.gctx import broad_chunks
 
     if budget is None:
         try:
@@ -76,7 +77,7 @@ def default_block_size(n_genes: int, itemsize: int = 4, budget: int | None = Non
 def missing_landmarks_message(run: Run, missing: list[str], gene_ids: pd.Index) -> str:
     """What to tell a user whose input lacks some of the run's landmarks: how many, which
     kind of ids the input and the run have, what the run was trained on, what to do."""
-    from .landmarks import id_mismatch
+    from ..landmarks import id_mismatch
 
     want = run.model.landmark_ids_
     trained_on = run.config.get("dataset", {}).get("name") or "its training data"
@@ -90,7 +91,7 @@ def missing_landmarks_message(run: Run, missing: list[str], gene_ids: pd.Index) 
             f"model needs every landmark it was trained on ({trained_on}): add them, or use a run trained without them")
 
 
-def _landmark_columns(run: Run, gene_ids: pd.Index, gene_meta: pd.DataFrame | None, source: str) -> np.ndarray:
+def landmark_columns(run: Run, gene_ids: pd.Index, gene_meta: pd.DataFrame | None, source: str) -> np.ndarray:
     """Positions in the input of each of the run's landmarks (matched by id, any id kind)."""
     want = run.model.landmark_ids_
     pos = gene_ids.get_indexer(want)
@@ -227,8 +228,8 @@ def _blocks(path: Path, block_size: int, normalize: str | None = None, landmark_
     :data:`~dgex_core.preprocess.NORMALIZATIONS`. ``expect_unlogged`` (True: counts or
     linear values expected, False: log-scaled) checks the input's first samples and
     refuses a file on the other scale."""
-    from .io import open_matrix
-    from .preprocess import NORMALIZATIONS, matrix_scale_problem
+    from ..io import open_matrix
+    from ..preprocess import NORMALIZATIONS, matrix_scale_problem
 
     m = open_matrix(path, landmark_ids=landmark_ids, platform=platform)
     try:
@@ -405,7 +406,7 @@ def predict_file(
     try:
         for block, gene_ids, gene_meta in reader:
             if lm_pos is None:
-                lm_pos = _landmark_columns(run, gene_ids, gene_meta, str(input_path))
+                lm_pos = landmark_columns(run, gene_ids, gene_meta, str(input_path))
                 writer = open_block_writer(output_path, genes, output_gene_meta(run, clip_range), fmt,
                                            compression=codec,
                                            background=background,

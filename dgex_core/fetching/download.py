@@ -43,7 +43,7 @@ raised by the callback stops the download, keeping the ``.part`` for later.
 
 Examples
 --------
->>> from dgex_core.fetch import fetch
+>>> from dgex_core import fetch
 >>> paths = fetch("lincs-gene-info")  # doctest: +SKIP
 >>> paths[0].name  # doctest: +SKIP
 'GSE92742_Broad_LINCS_gene_info.txt.gz'
@@ -68,8 +68,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ._atomic import atomic_path
-from .errors import DgexError
+from .._atomic import atomic_path
+from ..errors import DgexError
 
 try:  # POSIX: one process at a time appends to a .part file
     import fcntl

@@ -31,6 +31,7 @@ __all__ = [
     "Evaluation",
     "GeneErrorAccumulator",
     "compare",
+    "evaluate_model",
     "evaluate_predictions",
     "per_gene_metrics",
     "per_sample_mae",
@@ -107,7 +108,7 @@ class ColumnSpill:
             self._fd = None
         else:
             if folder is None:
-                from .io.cache import cache_dir
+                from ..io.cache import cache_dir
 
                 folder = os.environ.get("DGEX_TMPDIR") or cache_dir().parent / "tmp"
             os.makedirs(folder, exist_ok=True)
@@ -347,7 +348,7 @@ def evaluate_model(model, data, group_by: str | None = "auto", *, block_size: in
     Spearman ranks, not by samples x genes. ``spearman=False`` skips the ranks (and
     their scratch file) when MAE and Pearson r are all that is wanted.
     """
-    from .errors import ModelError
+    from ..errors import ModelError
 
     if not data.has_targets:
         raise ModelError("the dataset has no measured targets to compare predictions with")
