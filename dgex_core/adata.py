@@ -86,9 +86,21 @@ def dataset_from_anndata(adata, landmarks, *, layer: str | None = None, targets:
     return Dataset.from_matrix(m, landmarks, targets=targets, allow_missing=allow_missing)
 
 
+def _writable(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each object column (strings mixed with missing values or numbers, which
+    ``write_h5ad`` refuses) as a categorical of strings, missing values kept missing."""
+    out = frame.copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            col = out[c]
+            out[c] = pd.Categorical(col.where(col.isna(), col.astype(str)))
+    return out
+
+
 def dataset_to_anndata(data):
     """A Dataset as an AnnData: ``X`` landmarks then targets (float32), ``obs`` its sample
-    metadata, ``var["role"]`` ``landmark`` / ``target`` plus its gene metadata."""
+    metadata, ``var["role"]`` ``landmark`` / ``target`` plus its gene metadata (text columns
+    as categoricals, so ``write_h5ad`` takes it)."""
     import anndata as ad
 
     X = np.hstack([np.asarray(data.landmarks[:], np.float32), np.asarray(data.targets[:], np.float32)])
@@ -99,7 +111,7 @@ def dataset_to_anndata(data):
     if len(meta.columns):
         var = var.join(meta.reindex(genes).set_axis(var.index), rsuffix="_meta")
     obs = data.sample_meta.reindex(data.sample_ids).set_axis(pd.Index(data.sample_ids.astype(str)))
-    return ad.AnnData(X=X, obs=obs, var=var)
+    return ad.AnnData(X=X, obs=_writable(obs), var=_writable(var))
 
 
 def predictions_to_anndata(landmarks: pd.DataFrame, predictions: pd.DataFrame, obs: pd.DataFrame | None,
@@ -116,4 +128,4 @@ def predictions_to_anndata(landmarks: pd.DataFrame, predictions: pd.DataFrame, o
                         "well_inferred": [True] * landmarks.shape[1] + well.tolist()}, index=genes)
     obs = (pd.DataFrame(index=predictions.index.astype(str)) if obs is None
            else obs.reindex(predictions.index).set_axis(predictions.index.astype(str)))
-    return ad.AnnData(X=X, obs=obs, var=var)
+    return ad.AnnData(X=X, obs=_writable(obs), var=var)

@@ -9,7 +9,13 @@ import plotly.express as px
 import streamlit as st
 
 from dgex_core import attribution
-from dgex_core.attribution import SAMPLE_SETS, explain_samples
+from dgex_core.attribution import SAMPLE_SETS
+from dgex_core.attribution.runs import (
+    explain_runs,
+    explainable,
+    run_fingerprint,
+    target_attributions,
+)
 from dgex_core.errors import DgexError
 from dgex_core.genes import gene_label, symbols
 from pages._common import current_demo, gene_meta, runs
@@ -22,9 +28,7 @@ st.caption("Attributions in standardized units, like linear weights: the change 
            "gradients|** (against the training mean) ranks landmarks by how much of each sample's prediction they "
            "account for.")
 
-# networks, and per-gene choice runs whose parts all have attributions (KNN-GE has none)
-nets = [n for n, r in runs().items() if hasattr(r.model, "networks_")
-        or (hasattr(r.model, "parts_") and set(r.model.parts_) <= {"linear", "mlp"})]
+nets = [n for n, r in runs().items() if explainable(r)]
 lins = [n for n, r in runs().items() if hasattr(r.model, "coef_")]
 if not nets:
     st.info("No network run yet: train a D-GEX network (and a linear regression to compare with) on the Train "
@@ -65,29 +69,55 @@ def bars(long: pd.DataFrame, axis: str, value: str):
 
 
 # ------------------------------------------------------------- attributions
-cache = ss.setdefault("int_cache", {})
-key = (net_name, lin_name, ss["dataset_key"], which)
-fast = attribution.closed_form_applies(net.model)
-if key not in cache:
+# Computed once per (runs, dataset, samples, ...) and shared by the sessions that ask for
+# the same thing; a bounded number of entries is kept. Runs and datasets are identified by
+# fingerprint and key (the leading-underscore arguments are not hashed).
+@st.cache_resource(max_entries=4, show_spinner=False)
+def explained(net_id: str, lin_id: str | None, dataset_key: str, which: str, _net, _lin, _data):
+    bar = st.progress(0.0, text="Attributions of every target (mean gradient)...")
     try:
-        X, meta = explain_samples(net, ss["dataset"], which, max_samples=2000 if fast else 200)
-        bar = st.progress(0.0, text="Attributions of every target (mean gradient)...")
-        attrs = {"network": attribution.attributions(
-            net.model, X, "gradient",
-            progress=lambda done, total: bar.progress(done / total, text=f"Mean gradient: {done:,} of {total:,} "
-                                                                         "sample passes"))}
-        bar.empty()
-        if lin is not None:
-            attrs["linear"] = attribution.attributions(lin.model, X, "gradient")
-            lms, tgs = attribution.common_genes(attrs["network"], attrs["linear"])
-            attrs = {m: A.loc[lms, tgs] for m, A in attrs.items()}
-        cache[key] = {"X": X, "meta": meta, "attrs": attrs}
+        return explain_runs(_net, _lin, _data, which, progress=lambda done, total: bar.progress(
+            done / total, text=f"Mean gradient: {done:,} of {total:,} sample passes"))
     except DgexError as e:
-        cache[key] = str(e)
-if isinstance(cache[key], str):
-    st.error(cache[key])
+        return str(e)
+    finally:
+        bar.empty()
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def agreement_of(key: tuple, k: int, with_truth: bool, _attrs, _truth, _meta):
+    return attribution.agreement_table(_attrs, k, truth=_truth, target_meta=_meta)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def one_target(key: tuple, target: str, method: str, _models, _X, _landmarks):
+    return target_attributions(_models, _X, target, method, _landmarks)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def context_of(key: tuple, group_by: str, min_size: int, _model, _X, _labels):
+    bar = st.progress(0.0, text="Context dependence of every target...")
+    try:
+        return attribution.context_dependence_scores(
+            _model, _X, _labels, "gradient", min_size=min_size,
+            progress=lambda done, total: bar.progress(done / total, text=f"Context dependence: {done:,} of "
+                                                                          f"{total:,} targets"))
+    finally:
+        bar.empty()
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def groups_of(key: tuple, group_by: str, min_size: int, target: str, method: str, _model, _X, _labels):
+    kw = {"statistic": "mean_abs"} if method == "integrated_gradients" else {}
+    return attribution.group_attributions(_model, _X, _labels, method, [target], min_size=min_size, **kw)
+
+
+key = (run_fingerprint(net), None if lin is None else run_fingerprint(lin), ss["dataset_key"], which)
+got = explained(*key, net, lin, ss["dataset"])
+if isinstance(got, str):
+    st.error(got)
     st.stop()
-X, meta, attrs = cache[key]["X"], cache[key]["meta"], cache[key]["attrs"]
+X, meta, attrs, fast = got.X, got.meta, got.attrs, got.closed_form
 A_net = attrs["network"]
 
 truth = None
@@ -107,10 +137,7 @@ if not fast:
 agree = None
 if lin is not None:
     st.subheader("Does the network read the landmarks like the linear model?")
-    akey = (key, k, truth is not None)
-    if akey not in cache:
-        cache[akey] = attribution.agreement_table(attrs, k, truth=truth, target_meta=gene_meta())
-    agree = cache[akey]
+    agree = agreement_of(key, k, truth is not None, attrs, truth, gene_meta())
     m = st.columns(5 if truth is not None else 2)
     m[0].metric("Median Spearman r over targets", f"{agree['spearman'].median():.3f}")
     m[1].metric(f"Median top-{agree.attrs['k']} overlap", f"{agree['top_k_overlap'].median():.1%}")
@@ -135,13 +162,8 @@ n_show = c[1].slider("Landmarks shown", 5, 50, 15, key="int_n")
 if method == "gradient":
     per_target = {m: A[target] for m, A in attrs.items()}
 else:
-    tkey = (key, target, "ig")
-    if tkey not in cache:
-        with st.spinner(f"Integrated gradients of {target} over {len(X):,} samples..."):
-            cache[tkey] = {m: attribution.attributions(runs()[names[m]].model, X, "integrated_gradients", [target],
-                                                   statistic="mean_abs")[target].reindex(A_net.index)
-                           for m in attrs}
-    per_target = cache[tkey]
+    with st.spinner(f"Integrated gradients of {target} over {len(X):,} samples..."):
+        per_target = one_target(key, target, method, {m: runs()[names[m]].model for m in attrs}, X, A_net.index)
 t_truth = None if truth is None or target not in truth.columns else truth[target]
 long = attribution.side_by_side(per_target, n_show, symbols=lm_sym, truth=t_truth)
 if len(per_target) == 2:
@@ -171,21 +193,8 @@ else:
     min_size = c[1].number_input("Smallest group (samples)", 2, 1000, 10, key="int_min_group")
     labels = meta[group_by].astype(str).where(meta[group_by].notna())
     try:
-        gkey = (key, group_by, int(min_size))
-        if gkey not in cache:
-            bar = st.progress(0.0, text="Context dependence of every target...")
-            cache[gkey] = attribution.context_dependence_scores(
-                net.model, X, labels, "gradient", min_size=int(min_size),
-                progress=lambda done, total: bar.progress(done / total, text=f"Context dependence: {done:,} of "
-                                                                              f"{total:,} targets"))
-            bar.empty()
-        ctx = cache[gkey]
-        tgkey = (gkey, target, method)
-        if tgkey not in cache:
-            kw = {"statistic": "mean_abs"} if method == "integrated_gradients" else {}
-            cache[tgkey] = attribution.group_attributions(net.model, X, labels, method, [target],
-                                                      min_size=int(min_size), **kw)
-        by = cache[tgkey]
+        ctx = context_of(key, group_by, int(min_size), net.model, X, labels)
+        by = groups_of(key, group_by, int(min_size), target, method, net.model, X, labels)
     except DgexError as e:
         st.error(f"{e}: lower the smallest group size or choose another field")
         by = None

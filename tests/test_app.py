@@ -17,6 +17,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
 from dgex_core.attribution import cluster_order, explain_samples
+from dgex_core.attribution.runs import explain_runs, target_attributions
 from dgex_core.demo import APP_DEMO_SIZE, DemoConfig, app_demo_config, load_demo
 from dgex_core.errors import DatasetError, ModelError
 from dgex_core.evaluation import held_out_predictions
@@ -368,8 +369,9 @@ def test_interpret_page_explains_the_network_beside_the_linear_weights(env):
     assert at.selectbox(key="int_net").value == net and at.selectbox(key="int_lin").value == lin
     runs = at.session_state["runs"]
     ds = at.session_state["dataset"]
-    entry = at.session_state["int_cache"][(net, lin, at.session_state["dataset_key"], "test")]
-    X, attrs = entry["X"], entry["attrs"]
+    # what the page shows is explain_runs of the two runs on the test samples
+    entry = explain_runs(runs[net], runs[lin], ds, "test")
+    X, attrs = entry.X, entry.attrs
     assert list(X.index) == list(ds.split(0.1, 0.1, seed=0).test.sample_ids)  # the held-out samples, by id
     assert list(X.columns) == list(runs[net].model.landmark_ids_)
     np.testing.assert_array_equal(attrs["linear"].to_numpy(), runs[lin].model.coef_)  # a linear model's are its weights
@@ -398,7 +400,9 @@ def test_interpret_page_explains_the_network_beside_the_linear_weights(env):
     # groups: the test samples' tissues with at least 10 samples
     tissues = X.index.map(ds.sample_meta["tissue"]).value_counts()
     assert metrics["Groups with at least 10 samples"] == str(int((tissues >= 10).sum()))
-    ctx = at.session_state["int_cache"][((net, lin, at.session_state["dataset_key"], "test"), "tissue", 10)]
+    labels = X.index.map(ds.sample_meta["tissue"]).astype(str)
+    ctx = attribution.context_dependence_scores(runs[net].model, X, pd.Series(labels, index=X.index), "gradient",
+                                                min_size=10)
     assert metrics["Context dependence of TG00001"] == f"{ctx['TG00001']:.3f}"
     at.number_input(key="int_min_group").set_value(1000).run()
     assert not at.exception, at.exception
@@ -411,7 +415,8 @@ def test_interpret_page_explains_the_network_beside_the_linear_weights(env):
     at.selectbox(key="int_target").set_value(target).run()
     at.radio(key="int_method").set_value("integrated_gradients").run()
     assert not at.exception, at.exception
-    ig = at.session_state["int_cache"][((net, lin, at.session_state["dataset_key"], "test"), target, "ig")]
+    ig = target_attributions({"network": runs[net].model, "linear": runs[lin].model}, X, target,
+                             "integrated_gradients", attrs["network"].index)
     model = runs[lin].model
     j = list(model.target_ids_).index(target)
     Xz = model.standardize_landmarks(X.to_numpy()).astype(np.float64)
@@ -427,7 +432,8 @@ def test_interpret_page_explains_the_network_beside_the_linear_weights(env):
     assert not at.exception, at.exception
     at.selectbox(key="int_samples").set_value("val").run()
     assert not at.exception, at.exception
-    X_val = at.session_state["int_cache"][(net, lin, at.session_state["dataset_key"], "val")]["X"]
+    assert at.caption[0].value  # the page rendered
+    X_val = explain_runs(runs[net], runs[lin], ds, "val").X
     assert list(X_val.index) == list(ds.split(0.1, 0.1, seed=0).val.sample_ids)
 
 
@@ -466,8 +472,9 @@ def test_interpret_page_without_a_linear_run_and_with_a_deep_network(env, monkey
     assert any("no closed form" in c.value for c in at.caption)
     at.selectbox(key="int_samples").set_value("all").run()
     assert not at.exception, at.exception
-    entry = at.session_state["int_cache"][(net, None, at.session_state["dataset_key"], "all")]
-    assert len(entry["X"]) == 200 and list(entry["attrs"]) == ["network"]  # a subset: one pass per target and sample
+    entry = explain_runs(at.session_state["runs"][net], None, at.session_state["dataset"], "all")
+    assert not entry.closed_form and len(entry.X) == 200 and list(entry.attrs) == ["network"]  # one pass per target and sample
+    assert any(f"Explained on {len(entry.X):,} samples" in c.value for c in at.caption)
     assert not any("Does the network read" in s.value for s in at.subheader)
     labels = [b.proto.label for b in at.get("download_button")]
     assert len(labels) == 2 and labels[1] == "Network attributions, 978 x 50 (CSV)"
