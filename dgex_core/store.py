@@ -6,7 +6,7 @@ A run folder holds::
     genes.json           the ordered landmark and target ids
     model.json           the model's own description and small state      } the model,
     preprocess.npz       fitted preprocessing (npz, no pickle)            } see
-    weights.safetensors  weights / training profiles (safetensors)        } models.base
+    weights.safetensors  weights / training profiles (safetensors)        } models.persist
     trust.json, trust.npz  the out-of-distribution check (optional)
     reference.npz        the training samples' expression distribution (for quantile-normalizing external data)
     metrics.json         summaries (validation, test, noise floor, comparisons)
@@ -37,8 +37,8 @@ from ._atomic import atomic_dir
 from .errors import ModelError
 from .trust import DistributionCheck
 
-__all__ = ["Run", "default_runs_dir", "list_runs", "load_run", "load_saved_run", "save_run", "saved_runs",
-           "unique_run_name"]
+__all__ = ["Run", "default_runs_dir", "list_runs", "load_run", "load_saved_run", "run_fingerprint", "save_run",
+           "saved_runs", "unique_run_name"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -193,7 +193,7 @@ def load_run(folder: str | os.PathLike, *, verify: bool = True) -> Run:
     ModelError
         If the folder is incomplete, a file was altered, or the gene lists disagree.
     """
-    from .models.base import load_model
+    from .models.persist import load_model
 
     folder = Path(folder)
     if verify:
@@ -264,3 +264,10 @@ def unique_run_name(base: str, taken) -> str:
     while name in taken:
         name, i = f"{base}-{i}", i + 1
     return name
+
+
+def run_fingerprint(run: Run) -> str:
+    """A short digest of a run's configuration and scores: equal for the same saved run,
+    different for two trainings (their fit times, split digests or settings differ)."""
+    blob = json.dumps({"name": run.name, "config": run.config, "metrics": run.metrics}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -17,10 +17,20 @@ from dgex_core.evaluation import (
     noise_floor,
     wins,
 )
-from dgex_core.genes import find_genes, symbols
+from dgex_core.genes import find_genes, gene_label, symbols
+from dgex_core.store import run_fingerprint
 from pages._common import gene_meta, runs
 
 ss = st.session_state
+
+
+@st.cache_resource(max_entries=4, show_spinner="Predicting the test samples...")
+def held_out(run_id: str, dataset_key: str, _run, _data):
+    """Measured and predicted test samples of a run (shared by sessions asking for the same run and data)."""
+    try:
+        return held_out_predictions(_run, _data)
+    except DgexError as e:
+        return str(e)
 #: 24 distinct colours, so more than 10 groups stay apart (plotly's default has 10)
 PALETTE = px.colors.qualitative.Dark24
 st.title("Errors")
@@ -116,19 +126,12 @@ if query and not hits:
 if hits:
     sym = symbols(meta)
     gene = st.selectbox("Gene", hits, key="gene_pick",
-                        format_func=lambda g: g if sym is None or not sym.get(g) else f"{g} ({sym.get(g)})")
-    cache = ss.setdefault("test_pred_cache", {})
-    ck = (run_g, ss["dataset_key"])
-    if ck not in cache:
-        try:
-            with st.spinner("Predicting the test samples..."):
-                cache[ck] = held_out_predictions(run, ss["dataset"])
-        except DgexError as e:
-            cache[ck] = str(e)
-    if isinstance(cache[ck], str):
-        st.error(cache[ck])
+                        format_func=lambda g: gene_label(g, sym))
+    got = held_out(run_fingerprint(run), ss["dataset_key"], run, ss["dataset"])
+    if isinstance(got, str):
+        st.error(got)
     else:
-        measured, pred = cache[ck]
+        measured, pred = got
         row = run.per_gene.loc[gene]
         df = pd.DataFrame({"measured": measured[gene], "predicted": pred[gene], "sample": measured.index})
         fig = px.scatter(df, x="measured", y="predicted", hover_data=["sample"], opacity=0.7,

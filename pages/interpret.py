@@ -10,14 +10,10 @@ import streamlit as st
 
 from dgex_core import attribution
 from dgex_core.attribution import SAMPLE_SETS
-from dgex_core.attribution.runs import (
-    explain_runs,
-    explainable,
-    run_fingerprint,
-    target_attributions,
-)
+from dgex_core.attribution.runs import explain_runs, explainable, target_attributions
 from dgex_core.errors import DgexError
 from dgex_core.genes import gene_label, symbols
+from dgex_core.store import run_fingerprint
 from pages._common import current_demo, gene_meta, runs
 
 ss = st.session_state

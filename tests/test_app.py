@@ -191,7 +191,7 @@ def test_demo_workflow_train_errors_coefficients_predict(env, tmp_path):
     at.text_input(key="gene_query").set_value(gene).run()
     assert not at.exception, at.exception
     assert at.selectbox(key="gene_pick").value == gene
-    measured, pred = at.session_state["test_pred_cache"][(knn, at.session_state["dataset_key"])]
+    measured, pred = held_out_predictions(at.session_state["runs"][knn], at.session_state["dataset"])  # what it plots
     assert measured.shape == (150, 200) and pred.shape == (150, 200)
     at.selectbox(key="sample_color").set_value("tissue").run()
     assert not at.exception

@@ -8,8 +8,6 @@ What the dashboard's Interpret page shows, as plain functions over runs (no Stre
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -21,7 +19,7 @@ from .drivers import common_genes
 from .gradients import attributions, closed_form_applies
 from .samples import explain_samples
 
-__all__ = ["RunAttributions", "explain_runs", "explainable", "run_fingerprint", "target_attributions"]
+__all__ = ["RunAttributions", "explain_runs", "explainable", "target_attributions"]
 
 #: Samples explained when the network's mean gradient has a closed form, and when it has
 #: not (one backward pass per target and sample: a network with three hidden layers).
@@ -57,13 +55,6 @@ def explainable(run: Run) -> bool:
     """A network, or a per-gene choice whose parts all have attributions (KNN-GE has none)."""
     model = run.model
     return hasattr(model, "networks_") or (hasattr(model, "parts_") and set(model.parts_) <= {"linear", "mlp"})
-
-
-def run_fingerprint(run: Run) -> str:
-    """A short digest of a run's configuration and scores: equal for the same saved run,
-    different for two trainings (their fit times, split digests or settings differ)."""
-    blob = json.dumps({"name": run.name, "config": run.config, "metrics": run.metrics}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def explain_runs(net: Run, lin: Run | None, data: Dataset, which: str = "test", *,
