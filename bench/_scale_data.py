@@ -4,7 +4,7 @@ Three kinds of file, each written in the layout the real one has:
 
 - **compendium**: a D-GEX-size GEO training matrix (the paper's bgedv2: 111,009
   profiles x 22,268 GPL96 probes), float32, GCTX in the Broad layout and chunk shape
-  (:func:`dgex_core.io.gctx.broad_chunks`) but **uncompressed**, so that ~10 GB is
+  (:func:`dgex_core.io.gctx_layout.broad_chunks`) but **uncompressed**, so that ~10 GB is
   written in minutes rather than hours;
 - **l1000**: LINCS level-3-like landmark profiles (978 probes), float32, GCTX with the
   Broad's gzip, drawn from the same model as the compendium's landmarks, so a run
@@ -273,7 +273,7 @@ def compendium_name(n: int, genes: GeneSpace, model: ProfileModel) -> str:
 
 
 def compendium_params(n: int, genes: GeneSpace, model: ProfileModel) -> dict:
-    from dgex_core.io.gctx import broad_chunks
+    from dgex_core.io.gctx_layout import broad_chunks
 
     return {"kind": "compendium (D-GEX bgedv2-size GEO training matrix)", "n_samples": n,
             "n_genes": len(genes.gene_ids), "n_landmarks": len(genes.landmark_ids), "dtype": "float32",
@@ -286,7 +286,7 @@ def compendium_params(n: int, genes: GeneSpace, model: ProfileModel) -> dict:
 def write_compendium(path: Path, n: int, genes: GeneSpace, model: ProfileModel, *, stream: int = 0,
                      log: Log = print) -> None:
     """The first ``n`` samples of the compendium stream as an uncompressed Broad-layout GCTX."""
-    from dgex_core.io.gctx import GCTXWriter
+    from dgex_core.io.gctx_write import GCTXWriter
     from dgex_core.matrix import ExpressionMatrix
 
     series = model.series_of(stream, n)
@@ -310,7 +310,7 @@ def l1000_name(n: int, genes: GeneSpace, model: ProfileModel) -> str:
 
 
 def l1000_params(n: int, genes: GeneSpace, model: ProfileModel) -> dict:
-    from dgex_core.io.gctx import broad_chunks
+    from dgex_core.io.gctx_layout import broad_chunks
 
     return {"kind": "L1000-like landmark profiles (LINCS level 3 layout)", "n_samples": n,
             "n_genes": len(genes.landmark_ids), "dtype": "float32", "layout": "GCTX, Broad layout",
@@ -323,7 +323,7 @@ def l1000_params(n: int, genes: GeneSpace, model: ProfileModel) -> dict:
 def write_l1000(path: Path, n: int, genes: GeneSpace, model: ProfileModel, *, stream: int = 1,
                 log: Log = print) -> None:
     """Landmark-only profiles from the compendium's model (another stream), gzip GCTX."""
-    from dgex_core.io.gctx import GCTXWriter
+    from dgex_core.io.gctx_write import GCTXWriter
     from dgex_core.matrix import ExpressionMatrix
 
     lm_pos = genes.landmark_pos

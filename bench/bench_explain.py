@@ -25,9 +25,9 @@ from _common import write_results
 
 from dgex_core import attribution
 from dgex_core.demo import load_demo
-from dgex_core.models.base import load_model
 from dgex_core.models.linear import LinearModel
 from dgex_core.models.mlp import MLPModel
+from dgex_core.models.persist import load_model
 
 KS = (10, 20, 50)
 

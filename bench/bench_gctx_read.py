@@ -2,7 +2,7 @@
 
 Generates, in a temporary folder deleted afterwards, a GCTX of 100,000 samples x
 1,000 genes (float32, values rounded to 4 decimals like an L1000 level-3 file),
-written block by block with :class:`dgex_core.io.gctx.GCTXWriter`, in two layouts:
+written block by block with :class:`dgex_core.io.gctx_write.GCTXWriter`, in two layouts:
 
 - ``broad``: the Broad's layout (deflate level 6, 1 MiB chunks of 262 samples x 1,000 genes);
 - ``contiguous``: no compression, no chunks.
@@ -62,7 +62,7 @@ def generate(path: Path, n_samples: int, n_genes: int, *, layout: str, block: in
     """Write the benchmark GCTX block by block (never more than one block in memory)."""
     import pandas as pd
 
-    from dgex_core.io.gctx import GCTXWriter
+    from dgex_core.io.gctx_write import GCTXWriter
     from dgex_core.matrix import ExpressionMatrix
 
     rng = np.random.default_rng(seed)

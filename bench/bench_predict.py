@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, best_of, disk_free_gb, machine, run_measured, write_results
 
 from dgex_core.dataset import Dataset
-from dgex_core.io.gctx import GCTXWriter
+from dgex_core.io.gctx_write import GCTXWriter
 from dgex_core.matrix import ExpressionMatrix
 from dgex_core.models.linear import LinearModel
 from dgex_core.prediction import default_block_size

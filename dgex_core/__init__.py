@@ -39,7 +39,7 @@ _LAZY = {
     "KNNModel": ("models.knn", "KNNModel"),
     "MLPModel": ("models.mlp", "MLPModel"),
     "ChoiceModel": ("models.choice", "ChoiceModel"),
-    "load_model": ("models.base", "load_model"),
+    "load_model": ("models.persist", "load_model"),
     "train_run": ("training", "train_run"),
     "save_run": ("store", "save_run"),
     "load_run": ("store", "load_run"),

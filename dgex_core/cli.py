@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -486,6 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     runs_dir = argparse.ArgumentParser(add_help=False)
     runs_dir.add_argument("--runs-dir", default=None, help="folder of runs (default $DGEX_RUNS_DIR or ./runs)")
+    dask = argparse.ArgumentParser(add_help=False)
+    dask.add_argument("--dask", metavar="SCHEDULER", default=None,
+                      help="run the heavy passes on a Dask cluster: local:N (N worker processes here) or a scheduler "
+                           "address (tcp://host:8786); default $DGEX_DASK_SCHEDULER, else this process. Linear "
+                           "regression's X'X and X'Y are summed per partition on the workers")
 
     d = sub.add_parser("demo", help="build (or load from cache) the built-in synthetic demo and describe it")
     d.add_argument("--samples", type=int, default=10_000, help="number of samples (default 10,000)")
@@ -502,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-sample normalization (counts: log2cpm; TPM, intensities: log2)")
     i.set_defaults(func=_cmd_inspect)
 
-    t = sub.add_parser("train", parents=[runs_dir], help="train a model and write a run folder")
+    t = sub.add_parser("train", parents=[runs_dir, dask], help="train a model and write a run folder")
     t.add_argument("--data", required=True,
                    help="expression file, or 'demo' for the built-in demo ('demo:2000x500' for a smaller one)")
     t.add_argument("--landmarks", help="landmark list (required with a file)")
@@ -535,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace a run of the same name")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("evaluate", parents=[runs_dir], help="score a run on its test split or an external dataset")
+    e = sub.add_parser("evaluate", parents=[runs_dir, dask], help="score a run on its test split or an external dataset")
     e.add_argument("run", help="run name (in --runs-dir) or run folder")
     e.add_argument("--data", help="external expression file with measured targets")
     e.add_argument("--quantile", action="store_true", help="quantile-normalize it to the training distribution")
@@ -545,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-sample normalization of --data (default: the run's own)")
     e.set_defaults(func=_cmd_evaluate)
 
-    pr = sub.add_parser("predict", parents=[runs_dir], help="apply a run to landmark-only profiles")
+    pr = sub.add_parser("predict", parents=[runs_dir, dask], help="apply a run to landmark-only profiles")
     pr.add_argument("run", help="run name (in --runs-dir) or run folder")
     pr.add_argument("input", help="landmark profiles (L1000 GCT/GCTX, a table...)")
     pr.add_argument("-o", "--output", required=True, help="output file: .gctx, .gct, .parquet, .csv or .tsv")
@@ -608,6 +614,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.runs_dir = str(default_runs_dir())
     previous = _terminate_cleanly()
     try:
+        if hasattr(args, "dask") and (args.dask or os.environ.get("DGEX_DASK_SCHEDULER")):
+            from .distributed import dask_client
+
+            with dask_client(args.dask, announce=lambda line: print(line, file=sys.stderr)):
+                return args.func(args)
         return args.func(args)
     except (DgexError, OSError, ValueError) as e:
         if args.debug:

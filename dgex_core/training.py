@@ -25,10 +25,11 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .backends import DelegateBackend
 from .dataset import Dataset, Split
 from .errors import DatasetError, ModelError
 from .evaluation.metrics import Evaluation, evaluate_model
-from .lazy import LazyMatrix, LazyRows, _Delegate, block_rows, sample_positions
+from .lazy import LazyMatrix, LazyRows, block_rows, sample_positions
 from .models.base import Model, Progress
 from .preprocess import QuantileNormalizer, normalization_of
 from .store import Run
@@ -285,7 +286,7 @@ def quantile_to_reference(data: Dataset, reference: np.ndarray) -> Dataset:
             out = qn.map_rows(m.read(rows, cols).astype(np.float64)).astype(np.float32)
             return out if sub is None else out[:, sub]
 
-        qm = LazyMatrix(_Delegate((m.n_samples, cols.size), np.float32, read), m.sample_ids,
+        qm = LazyMatrix(DelegateBackend((m.n_samples, cols.size), np.float32, read), m.sample_ids,
                         pd.Index([f"c{i}" for i in range(cols.size)], dtype=object), provenance=prov)
         k = data.n_landmarks
         return Dataset(LazyRows(qm, lmv.rows, np.arange(k)), LazyRows(qm, lmv.rows, np.arange(k, cols.size)),

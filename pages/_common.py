@@ -115,7 +115,7 @@ def lazy_matrix_at(path: str | Path, landmark_ids=None, platform: str | None = N
 @st.cache_data(show_spinner=False, max_entries=8)
 def platforms_of(path: str, mtime: float) -> dict[str, int]:
     """Platform -> samples of a GEO SOFT family file (its ``!Sample_platform_id`` lines)."""
-    from dgex_core.io.geo import soft_platforms
+    from dgex_core.io.geo_soft import soft_platforms
 
     return soft_platforms(path)
 

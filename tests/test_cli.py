@@ -1,11 +1,10 @@
-"""The dgex command as a user runs it: subprocesses, exit codes, one-line failure messages."""
+"""The dgex command as a user runs it (in this process, through ``main``; tests/test_cli_smoke.py
+runs each command as a separate process): exit codes, one-line failure messages."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +14,11 @@ import pytest
 from dgex_core.io import read, write
 from dgex_core.matrix import ExpressionMatrix
 
-REPO = Path(__file__).resolve().parents[1]
+from .helpers import cli
 
 
 def dgex(*args, cwd=None, env_extra=None, check=True):
-    env = {**os.environ, **(env_extra or {})}
-    out = subprocess.run([sys.executable, "-m", "dgex_core.cli", *map(str, args)], capture_output=True, text=True,
-                         cwd=cwd, env=env, timeout=600)
-    if check and out.returncode != 0:
-        raise AssertionError(f"dgex {' '.join(map(str, args))} failed ({out.returncode}):\n{out.stderr}")
-    return out
+    return cli(*args, env=env_extra, cwd=cwd, check=check)
 
 
 @pytest.fixture
@@ -54,9 +48,9 @@ def small_files(tmp_path):
 
 
 def test_every_command_has_help():
-    for cmd in ["", "demo", "inspect", "train", "evaluate", "predict", "runs", "compare", "fetch"]:
+    for cmd in ["", "demo", "inspect", "train", "evaluate", "predict", "runs", "compare", "explain", "fetch"]:
         out = dgex(*([cmd] if cmd else []), "--help")
-        assert "usage: dgex" in out.stdout
+        assert out.returncode == 0 and out.stdout.startswith(f"usage: dgex {cmd}".rstrip() + " ["), out.stdout
 
 
 def test_demo_describes_the_synthetic_data(env):
@@ -66,29 +60,49 @@ def test_demo_describes_the_synthetic_data(env):
 
 def test_train_runs_compare_evaluate_predict(tmp_path, env, small_files):
     data, lm, plate = small_files
-    out = dgex("train", "--data", data, "--landmarks", lm, "--model", "linear", "--name", "lin", env_extra=env)
-    assert "run lin (linear) saved" in out.stdout and "test: mean per-gene MAE" in out.stdout
-    assert "20 of 20 landmarks present" in out.stderr
+    trained = dgex("train", "--data", data, "--landmarks", lm, "--model", "linear", "--name", "lin", env_extra=env)
+    assert trained.stdout.startswith(f"run lin (linear) saved to {tmp_path / 'runs' / 'lin'}: 240 train, 30 validation, "
+                                     "30 test samples; 20 landmarks -> 30 targets; fit ")
+    test_line = trained.stdout.splitlines()[1]
+    assert re.fullmatch(r"test: mean per-gene MAE 0\.\d{4} \(sd 0\.\d{4}\) \[mae_z\], mean Pearson r 0\.\d{3}, "
+                        r"30 genes", test_line), test_line
+    assert trained.stderr == "20 of 20 landmarks present (100.0%), matched on list symbol = dataset gene id\n"
     cfg = tmp_path / "knn.json"
     cfg.write_text('{"knn": {"k_grid": [1, 5, 15]}}')
     dgex("train", "--data", data, "--landmarks", lm, "--model", "knn", "--config", cfg, "--name", "knn",
          env_extra=env)
     out = dgex("train", "--data", data, "--landmarks", lm, "--model", "mlp", "--name", "mlp",
                "--config", tmp_path / "mlp.json", env_extra=env, check=False)
-    assert out.returncode == 1 and "mlp.json" in out.stderr  # a missing config file is named
-    runs = dgex("runs", env_extra=env).stdout
-    assert "lin" in runs and "knn" in runs and "linear" in runs
+    assert out.returncode == 1
+    assert out.stderr.splitlines()[-1] == ("dgex train: error: [Errno 2] No such file or directory: "
+                                           f"'{tmp_path / 'mlp.json'}'"), out.stderr  # a missing config file is named
+    runs = dgex("runs", env_extra=env).stdout.splitlines()
+    assert runs[0].split()[:4] == ["name", "family", "dataset", "n_landmarks"]
+    assert [row.split()[:5] for row in runs[1:]] == [["knn", "knn", "train.gct", "20", "30"],
+                                                     ["lin", "linear", "train.gct", "20", "30"]]
     out = dgex("compare", "lin", "knn", "--per-gene", tmp_path / "cmp.csv", env_extra=env)
-    assert "relative improvement" in out.stdout
-    assert pd.read_csv(tmp_path / "cmp.csv", index_col=0).shape == (30, 2)
-    assert "test: mean per-gene MAE" in dgex("evaluate", "lin", env_extra=env).stdout
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("knn vs lin on 30 common genes [mae_z]: mean ") and "; relative improvement " in lines[0]
+    assert lines[1:] == [f"per-gene comparison written to {tmp_path / 'cmp.csv'}"]
+    cmp = pd.read_csv(tmp_path / "cmp.csv", index_col=0)
+    assert cmp.shape == (30, 2) and cmp.columns.tolist() == ["lin", "knn"]
+    assert dgex("evaluate", "lin", env_extra=env).stdout == test_line + "\n"  # the test metrics train printed
     out = dgex("evaluate", "lin", "--data", data, "--quantile", env_extra=env)
-    assert "quantile-normalized" in out.stdout
+    assert out.stdout.startswith("train.gct (quantile-normalized): mean per-gene MAE ") and \
+        out.stdout.endswith(" 30 genes\n"), out.stdout
+    genes = [f"L{i}" for i in range(20)] + [f"T{j}" for j in range(30)]
     for suffix in ("gctx", "parquet", "csv", "gct"):
         target = tmp_path / f"pred.{suffix}"
         out = dgex("predict", "lin", plate, "-o", target, "--block-size", 16, env_extra=env)
-        assert "40 samples: 20 measured + 30 inferred genes" in out.stdout
-        assert target.exists()
+        assert out.stdout.startswith(f"40 samples: 20 measured + 30 inferred genes written to {target}; 0 samples "
+                                     "flagged out of distribution"), out.stdout
+        if suffix == "csv":  # the per-sample columns first, then the genes
+            table = pd.read_csv(target, index_col="sample")
+            assert table.columns.tolist() == ["n_imputed", "n_clipped", "ood_score", "ood_flag", *genes]
+            assert table.index.tolist() == [f"P{i}" for i in range(40)]
+        else:
+            written = read(target)
+            assert written.gene_ids.tolist() == genes and written.sample_ids.tolist() == [f"P{i}" for i in range(40)]
     m = read(tmp_path / "pred.gctx")
     assert m.shape == (40, 50)
     assert {"ood_score", "ood_flag"} <= set(m.sample_meta.columns)
@@ -195,7 +209,12 @@ def test_explain_a_target_with_groups(tmp_path, env):
                env_extra=env)
     assert "context dependence of TG00003" in out.stdout and "top landmarks LM" in out.stdout
     table = pd.read_csv(tmp_path / "a.csv", index_col=0)
-    assert table.shape[0] == 978 and any(c.startswith("tissue=") for c in table.columns)
+    from dgex_core.demo import DemoConfig, load_demo
+
+    demo = load_demo(DemoConfig(n_samples=1500, n_targets=80)).dataset()
+    assert table.shape[0] == 978 and sorted(table.index) == sorted(demo.landmark_ids)
+    assert sorted(c for c in table.columns if c.startswith("tissue=")) == sorted(
+        f"tissue={t}" for t in pd.Series(demo.sample_meta["tissue"]).unique())
     assert table["attribution"].abs().is_monotonic_decreasing
     # for a linear run the attribution is its standardized coefficient
     dgex("explain", "lin", "--target", "TG00003", "-o", tmp_path / "l.csv", env_extra=env)
@@ -210,10 +229,9 @@ def test_explain_a_target_with_groups(tmp_path, env):
                tmp_path / "t.csv", env_extra=env)
     assert "150 test samples (held out)" in out.stdout
     from dgex_core import attribution
-    from dgex_core.demo import DemoConfig, load_demo
 
     net = load_run(Path(env["DGEX_RUNS_DIR"]) / "net")
-    test = load_demo(DemoConfig(n_samples=1500, n_targets=80)).dataset().split(0.1, 0.1, seed=0).test
+    test = demo.split(0.1, 0.1, seed=0).test
     X = pd.DataFrame(test.landmarks, columns=test.landmark_ids)
     want = attribution.attributions(net.model, X, "gradient", ["TG00003"])["TG00003"]
     got = pd.read_csv(tmp_path / "t.csv", index_col=0)

@@ -8,7 +8,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from dgex_core import export
 from dgex_core.export import (
     COMPRESSIONS,
     BackgroundWriter,
@@ -18,8 +17,11 @@ from dgex_core.export import (
     open_block_writer,
     read_gene_meta_from_parquet,
 )
+from dgex_core.export import gctx as export_gctx
+from dgex_core.export import rows as export_rows
 from dgex_core.io import read
-from dgex_core.io.gctx import MATRIX, GCTXWriter
+from dgex_core.io.gctx_layout import MATRIX
+from dgex_core.io.gctx_write import GCTXWriter
 from dgex_core.matrix import ExpressionMatrix
 
 FORMATS = ["gctx", "parquet", "csv", "tsv", "gct"]
@@ -202,7 +204,7 @@ def test_parquet_compression_round_trips(tmp_path, compression):
 
 
 def test_parquet_gathers_blocks_into_row_groups_with_statistics_only_on_sample_columns(tmp_path, monkeypatch):
-    monkeypatch.setattr(export, "PARQUET_ROW_GROUP_BYTES", 10 * 4 * len(GENES))  # 10 samples per row group
+    monkeypatch.setattr(export_rows, "PARQUET_ROW_GROUP_BYTES", 10 * 4 * len(GENES))  # 10 samples per row group
     path = _write(tmp_path / "out.parquet", _blocks(sizes=(4, 4, 4, 4, 4, 1)))
     md = pq.ParquetFile(path).metadata
     assert [md.row_group(i).num_rows for i in range(md.num_row_groups)] == [8, 8, 5]  # whole blocks, <= 10
@@ -242,7 +244,34 @@ def test_pwritev_resumes_short_writes_inside_a_piece(tmp_path, monkeypatch):
     path = tmp_path / "f.bin"
     fd = os.open(path, os.O_RDWR | os.O_CREAT)
     try:
-        export._pwritev_all(fd, [memoryview(b"abc"), memoryview(b"defghij"), memoryview(b"kl")], 3)
+        export_gctx._pwritev_all(fd, [memoryview(b"abc"), memoryview(b"defghij"), memoryview(b"kl")], 3)
     finally:
         os.close(fd)
     assert path.read_bytes() == b"\0\0\0abcdefghijkl"
+
+
+@pytest.mark.timeout(60)
+def test_a_signal_while_closing_the_writer_thread_still_discards_and_returns(tmp_path):
+    """SIGTERM becomes an exception in the main thread; raised while ``close`` hands the
+    writer thread its end marker, the ``discard`` that follows must not wait forever."""
+    import threading
+
+    w = open_block_writer(tmp_path / "out.gctx", GENES, GENE_META, background=True)
+    for b in _blocks(sizes=(3, 3)):
+        w.append(b)
+    real_put, raised = w._put, []
+
+    def put(item):
+        if not raised:
+            raised.append(item)
+            raise KeyboardInterrupt  # the signal, before the marker is queued
+        real_put(item)
+
+    w._put = put
+    with pytest.raises(KeyboardInterrupt):
+        w.close()
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (w.discard(), done.set()), daemon=True)
+    t.start()
+    assert done.wait(20), "discard waited forever for the writer thread"
+    assert list(tmp_path.iterdir()) == []  # nothing left, not even the temporary

@@ -46,7 +46,7 @@ from dgex_core.fetching import (
     parse_index,
     resolve,
 )
-from dgex_core.fetching.download import _describe_reason
+from dgex_core.fetching.transfer import _describe_reason
 
 # ---------------------------------------------------------------------------- the server
 
@@ -566,12 +566,9 @@ def test_connection_reasons_read_as_sentences():
 # ---------------------------------------------------------------------- the dgex command
 
 def _dgex(*args):
-    import subprocess
-    import sys
+    from .helpers import run_cli
 
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    return subprocess.run([sys.executable, "-m", "dgex_core.cli", "fetch", *map(str, args)],
-                          capture_output=True, text=True, timeout=120, env=env)
+    return run_cli("fetch", *args)  # no proxy in the environment: the autouse fixture removed it
 
 
 def test_dgex_fetch_command_downloads_lists_and_fails_cleanly(server, cache):
@@ -608,3 +605,11 @@ def test_dgex_fetch_killed_midway_leaves_only_a_part_file_and_resumes(server, ca
     paths = fetch(Source("test-blob", "x", files=[RemoteFile(URL)]), cache, mirror=server.url)
     assert paths[0].read_bytes() == PAYLOAD
     assert any(r and r.startswith("bytes=") for _, r in server.state.requests)  # it resumed
+
+
+def test_the_default_cache_is_the_projects_data_folder(monkeypatch):
+    from dgex_core.fetching import cache_root
+
+    monkeypatch.delenv("DGEX_CACHE_DIR", raising=False)
+    monkeypatch.delenv("DGEX_DATA_DIR", raising=False)
+    assert cache_root() == Path(__file__).resolve().parents[1] / "data" / "fetch"

@@ -1,5 +1,7 @@
 """Killing a training (SIGTERM, SIGKILL) and running the same command again resumes from the
-last per-epoch checkpoint and ends with the same network as an uninterrupted run."""
+last per-epoch checkpoint and ends with the same network as an uninterrupted run. These
+commands run as separate processes: a signal must reach the command, not pytest, and the
+trainings compared start alike (a fresh process's thread pools and random state)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import numpy as np
 import pytest
 
 from dgex_core.store import load_run
+
+from .helpers import cli
 
 
 def _cmd(name, ckpt, cfg):
@@ -68,13 +72,13 @@ def test_killed_training_resumes_to_the_same_result(tmp_path, sig):
 def test_killed_predict_leaves_no_output_that_looks_complete(tmp_path, sig):
     """SIGKILL leaves a hidden temporary at most, which the next write of that output
     removes (its process is gone); SIGTERM and Ctrl-C leave nothing at all."""
-    from dgex_core.io.gctx import GCTXWriter
+    from dgex_core.io.gctx_write import GCTXWriter
     from dgex_core.matrix import ExpressionMatrix
     from dgex_core.models.linear import LinearModel
     from dgex_core.store import save_run
     from dgex_core.training import train_run
 
-    from .models.test_linear import _data
+    from .helpers import linear_data as _data
 
     ds = _data(n=300, p=20, t=30, seed=41)
     save_run(train_run(ds, LinearModel(), "lin"), tmp_path / "runs")
@@ -104,8 +108,7 @@ def test_killed_predict_leaves_no_output_that_looks_complete(tmp_path, sig):
         with GCTXWriter(small, ds.landmark_ids) as w:
             w.append(ExpressionMatrix(rng.normal(8, 2, (10, 20)).astype(np.float32),
                                       [f"Q{i}" for i in range(10)], ds.landmark_ids))
-        subprocess.run([sys.executable, "-m", "dgex_core.cli", "predict", "lin", str(small), "-o", str(out)],
-                       env=env, check=True, capture_output=True, timeout=120)
+        cli("predict", "lin", small, "-o", out, env={"DGEX_RUNS_DIR": str(tmp_path / "runs")})
         assert out.exists()
         assert [p.name for p in tmp_path.iterdir() if "pred" in p.name] == ["pred.gctx"]  # the dead one's swept
     else:

@@ -17,8 +17,8 @@ from dgex_core.models.linear import LinearModel
 from dgex_core.store import load_run, save_run
 from dgex_core.training import train_run
 
-from .io.test_archs4 import ACC, make_archs4
-from .models.test_linear import _data
+from .helpers import ACC, make_archs4, run_cli
+from .helpers import linear_data as _data
 
 
 def test_missing_values_in_training_name_the_file_samples_and_genes(tmp_path):
@@ -78,16 +78,11 @@ def test_a_sample_sheet_that_matches_no_sample_says_so(tmp_path):
 
 
 def test_cli_sample_sheet_matching_no_sample_is_refused(tmp_path):
-    import os
-    import subprocess
-    import sys
-
     (tmp_path / "sheet.tsv").write_text("sample\ttissue\nX1\tliver\nX2\tlung\n")
-    env = {**os.environ, "DGEX_RUNS_DIR": str(tmp_path / "runs"), "DGEX_DATA_DIR": str(tmp_path / "data")}
+    env = {"DGEX_RUNS_DIR": str(tmp_path / "runs"), "DGEX_DATA_DIR": str(tmp_path / "data")}
     ds = _data(n=60, p=6, t=4, seed=1)
     write(ds.to_matrix(), tmp_path / "d.gct")
     (tmp_path / "lm.txt").write_text("\n".join(ds.landmark_ids) + "\n")
-    out = subprocess.run([sys.executable, "-m", "dgex_core.cli", "train", "--data", tmp_path / "d.gct", "--landmarks",
-                          tmp_path / "lm.txt", "--sample-sheet", tmp_path / "sheet.tsv", "--name", "s"],
-                         capture_output=True, text=True, env=env, timeout=300)
+    out = run_cli("train", "--data", tmp_path / "d.gct", "--landmarks", tmp_path / "lm.txt", "--sample-sheet",
+                  tmp_path / "sheet.tsv", "--name", "s", env=env)
     assert out.returncode == 1 and "none of its 2 sample ids (e.g. X1, X2)" in out.stderr, out.stderr

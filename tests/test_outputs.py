@@ -21,12 +21,12 @@ from dgex_core.models.linear import LinearModel
 from dgex_core.store import save_run
 from dgex_core.training import train_run
 
-from .models.test_linear import _data
+from .helpers import linear_data as _data
+from .helpers import run_cli
 
 
-def _dgex(*args, env, umask=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "dgex_core.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=timeout, preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+def _dgex(*args, env, umask=None):
+    return run_cli(*args, env=env, umask=umask)
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def setup(tmp_path):
     save_run(train_run(ds, LinearModel(), "lin"), tmp_path / "runs")
     plate = tmp_path / "plate.gct"
     write(ExpressionMatrix(np.asarray(ds.landmarks[:20]), ds.sample_ids[:20], ds.landmark_ids), plate)
-    env = {**os.environ, "DGEX_RUNS_DIR": str(tmp_path / "runs"), "DGEX_DATA_DIR": str(tmp_path / "data")}
+    env = {"DGEX_RUNS_DIR": str(tmp_path / "runs"), "DGEX_DATA_DIR": str(tmp_path / "data")}
     return tmp_path, plate, env
 
 
@@ -101,18 +101,19 @@ def test_a_taken_run_name_is_refused_before_the_fit(setup):
     assert out.returncode == 1 and "must be letters" in out.stderr
 
 
+@pytest.mark.timeout(60)  # a FIFO opened for reading would wait for a writer forever
 @pytest.mark.parametrize("what", ["data", "landmarks"])
 def test_a_fifo_as_input_ends_at_once_with_a_reason(tmp_path, what):
     fifo = tmp_path / "in.fifo"
     os.mkfifo(fifo)
-    env = {**os.environ, "DGEX_RUNS_DIR": str(tmp_path / "runs")}
+    env = {"DGEX_RUNS_DIR": str(tmp_path / "runs")}
     lm = tmp_path / "lm.txt"
     lm.write_text("L0\nL1\n")
     args = (["inspect", fifo] if what == "data" else ["inspect", lm, "--landmarks", fifo])
     if what == "landmarks":
         (tmp_path / "t.csv").write_text("gene,S0,S1\nL0,1,2\nL1,3,4\n")
         args = ["inspect", tmp_path / "t.csv", "--landmarks", fifo]
-    out = _dgex(*args, env=env, timeout=60)
+    out = _dgex(*args, env=env)
     assert out.returncode == 1 and "FIFO" in out.stderr and str(fifo) in out.stderr, out.stderr
 
 

@@ -15,7 +15,7 @@ from dgex_core.models.linear import LinearModel
 from dgex_core.prediction import predict_file
 from dgex_core.training import train_run
 
-from .models.test_linear import _data
+from .helpers import linear_data as _data
 
 
 @pytest.mark.parametrize("family", [LinearModel, KNNModel])
@@ -132,7 +132,7 @@ def test_float32_linear_prediction_is_a_float32_gemm_matching_float64():
 def test_the_float32_weights_are_not_saved(tmp_path):
     from safetensors.numpy import load_file
 
-    from dgex_core.models.base import load_model
+    from dgex_core.models.persist import load_model
 
     ds = _data(n=300, seed=35)
     model = LinearModel().fit(ds)
@@ -231,7 +231,7 @@ def test_csv_predictions_carry_role_and_well_inferred_in_the_side_file(tmp_path,
 
 
 def test_a_writer_thread_failure_in_predict_file_surfaces_and_leaves_no_output(tmp_path, linear_run, monkeypatch):
-    from dgex_core import export
+    from dgex_core.export.rows import _Rows
 
     ds, run = linear_run
     plate = _plate(tmp_path, ds, n=40)
@@ -242,7 +242,7 @@ def test_a_writer_thread_failure_in_predict_file_surfaces_and_leaves_no_output(t
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(export._Rows, "append", failing)
+    monkeypatch.setattr(_Rows, "append", failing)
     with pytest.raises(OSError, match="No space left"):
         predict_file(run, plate, tmp_path / "out.csv", block_size=4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plate.gctx"]
@@ -367,6 +367,7 @@ def test_a_run_trained_on_counts_predicts_from_counts_normalized_as_it_was_train
     np.testing.assert_allclose(a.values[:, :15], normed.values[:, :15], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_real_l1000_plate_predicted_by_a_gpl96_run_stays_in_the_training_range(tmp_path, gpl96_bladder,
                                                                                   l1000_plate):
     """The README's workflow: linear regression on 57 GPL96 arrays (2.8-14), applied to the

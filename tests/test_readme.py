@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,6 +18,7 @@ def _python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
+@pytest.mark.slow
 def test_the_readme_python_section_runs(real_dir, tmp_path, monkeypatch, capsys):
     blocks = _python_blocks()
     assert len(blocks) == 4

@@ -13,7 +13,7 @@ from dgex_core.models.linear import LinearModel
 from dgex_core.store import list_runs, load_run, save_run
 from dgex_core.training import predict_with_run, train_run
 
-from .models.test_linear import _data
+from .helpers import linear_data as _data
 
 
 @pytest.fixture

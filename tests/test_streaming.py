@@ -9,12 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import dgex_core.backends as backends
 import dgex_core.lazy as lazy
+from dgex_core.backends import H5Backend
 from dgex_core.dataset import Dataset
 from dgex_core.errors import ModelError
 from dgex_core.evaluation import ColumnSpill, evaluate_model, per_gene_metrics
 from dgex_core.io import open_matrix, read
-from dgex_core.io.gctx import write_gctx
+from dgex_core.io.gctx_write import write_gctx
 from dgex_core.lazy import LazyRows, NpyRows
 from dgex_core.matrix import ExpressionMatrix
 from dgex_core.models.knn import KNNModel, nearest_neighbours
@@ -49,7 +51,7 @@ def gctx(tmp_path):
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Blocks of a few dozen samples, so every path really runs over several blocks."""
-    monkeypatch.setattr(lazy, "BLOCK_BYTES", 16 * 1024)
+    monkeypatch.setattr(backends, "BLOCK_BYTES", 16 * 1024)
 
 
 def _both(path):
@@ -76,7 +78,7 @@ def test_lazy_dataset_reads_nothing_until_asked_and_matches_memory(gctx, small_b
 def test_streamed_and_in_memory_training_agree(gctx, small_blocks, family, tmp_path, monkeypatch):
     mem, lz = _both(gctx)
     if family == "mlp":  # one loader group: the streamed shuffle is the in-memory one
-        monkeypatch.setattr(lazy, "BLOCK_BYTES", 64 * 2**20)
+        monkeypatch.setattr(backends, "BLOCK_BYTES", 64 * 2**20)
 
     def make():
         return {"linear": lambda: LinearModel(alphas="auto"),
@@ -140,7 +142,7 @@ def test_knn_scratch_files_go_with_an_unsaved_model(gctx, small_blocks, tmp_path
     assert not any(p.exists() for p in files)
     # a process that ends with the model alive leaves nothing behind either
     code = ("import sys; from dgex_core.io import open_matrix; from dgex_core.dataset import Dataset; "
-            "from dgex_core.models.knn import KNNModel; import dgex_core.lazy as lazy; lazy.BLOCK_BYTES = 16384; "
+            "from dgex_core.models.knn import KNNModel; import dgex_core.backends as backends; backends.BLOCK_BYTES = 16384; "
             f"ds = Dataset.from_matrix(open_matrix({str(gctx)!r}), {LANDMARKS!r}); m = KNNModel(k=3).fit(ds); "
             "print(m.Y_train_.path)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -262,7 +264,7 @@ def test_h5ad_backed_dense_and_sparse(tmp_path, small_blocks):
 
 
 def test_archs4_by_sample_blocks_with_log2cpm(tmp_path):
-    from tests.io.test_archs4 import COUNTS, FIRST, make_archs4
+    from .helpers import COUNTS, FIRST, make_archs4
 
     path = make_archs4(tmp_path / "a.h5")
     lz = open_matrix(path)
@@ -293,7 +295,7 @@ def test_scattered_samples_of_one_sample_chunks_are_read_alone(tmp_path):
     path = tmp_path / "one_per_chunk.h5"
     with h5py.File(path, "w") as f:
         f.create_dataset("m", data=counts, chunks=(40, 1))
-    backend = lazy._H5(path, "m", genes_first=True)
+    backend = H5Backend(path, "m", genes_first=True)
     spans = []
     real = backend._slice
     backend._slice = lambda a, b, c: spans.append((a, b)) or real(a, b, c)
@@ -330,3 +332,18 @@ def test_npy_rows_bounds(tmp_path):
         store.write_rows(9, np.ones((2, 3)))
     with h5py.File(tmp_path / "not.h5", "w"):
         pass
+
+
+def test_file_backends_travel_to_another_process_by_reopening_their_file(tmp_path):
+    """A Dask worker receives a lazy matrix pickled: an HDF5 backend reopens its file there."""
+    import pickle
+
+    import h5py
+
+    values = np.arange(60, dtype=np.float32).reshape(6, 10)
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        f["m"] = values
+    backend = H5Backend(tmp_path / "m.h5", "m")
+    again = pickle.loads(pickle.dumps(backend))
+    np.testing.assert_array_equal(again.read(np.array([4, 1]), None), values[[4, 1]])
+    assert again.shape == (6, 10)

@@ -40,6 +40,7 @@ def test_demo_training_samples_are_not_flagged_and_held_out_ones_about_one_perce
     assert run.trust.flag(shifted).all()
 
 
+@pytest.mark.slow
 def test_real_57_arrays_predicting_the_training_file_flags_few_and_a_foreign_plate_all(
         tmp_path, gpl96_bladder, l1000_plate):
     """The README's workflow: 45 training arrays, 978 landmarks (more landmarks than

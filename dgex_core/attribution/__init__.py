@@ -1,10 +1,12 @@
 """Which landmarks drive which targets: attributions of any model, and the tables that read them.
 
-:mod:`.gradients` computes attributions (input gradients and integrated gradients of
-the network, in closed form where the architecture allows; the weights of linear
-regression), per sample group, and scores them against a known truth;
-:mod:`.drivers` lays models side by side; :mod:`.samples` picks the samples a run is
-explained on; :mod:`.weights` reads a weight matrix (strongest entries, clustered order).
+:mod:`.gradients` computes a model's attributions (input gradients and integrated
+gradients of the network, in closed form where the architecture allows: :mod:`.network`;
+the weights of linear regression); :mod:`.groups` per sample group, with a
+context-dependence score; :mod:`.scoring` scores them against another attribution or a
+known truth; :mod:`.drivers` lays models side by side; :mod:`.samples` picks the samples
+a run is explained on; :mod:`.weights` reads a weight matrix (strongest entries,
+clustered order).
 """
 
 from .drivers import (
@@ -16,22 +18,11 @@ from .drivers import (
     side_by_side,
     target_table,
 )
-from .gradients import (
-    METHODS,
-    STATISTICS,
-    agreement,
-    attributions,
-    closed_form_applies,
-    context_dependence,
-    context_dependence_scores,
-    group_attributions,
-    network_gradient,
-    network_integrated_gradients,
-    precision_at_k,
-    random_precision,
-    summarize,
-)
+from .gradients import attributions, closed_form_applies
+from .groups import context_dependence, context_dependence_scores, group_attributions
+from .network import METHODS, STATISTICS, network_gradient, network_integrated_gradients
 from .samples import SAMPLE_SETS, explain_samples
+from .scoring import agreement, precision_at_k, random_precision, summarize
 from .weights import cluster_order, strongest, top_weights
 
 __all__ = [

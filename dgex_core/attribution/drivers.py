@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..errors import ModelError
 from ..genes import gene_labels
-from .gradients import agreement, precision_at_k, random_precision
+from .scoring import agreement, precision_at_k, random_precision
 
 __all__ = [
     "agreement_table",

@@ -234,10 +234,10 @@ def _read_as(fmt: str, path, **kwargs) -> ExpressionMatrix:
         from .gctx import read_gctx
         return read_gctx(path, **kwargs)
     if fmt == "geo_series_matrix":
-        from .geo import read_series_matrix
+        from .geo_series import read_series_matrix
         return read_series_matrix(path, **kwargs)
     if fmt == "geo_soft":
-        from .geo import read_soft_matrix
+        from .geo_soft import read_soft_matrix
         return read_soft_matrix(path, **kwargs)
     if fmt == "geo_gds":
         from .gds import read_gds
@@ -271,10 +271,10 @@ def write(matrix: ExpressionMatrix, path: str | os.PathLike, format: str | None 
     if fmt not in WRITE_FORMATS:
         raise ValueError(f"cannot write {path}: choose a format among {WRITE_FORMATS} (or a matching suffix)")
     if fmt == "gct":
-        from .gct import write_gct
+        from .gct_write import write_gct
         write_gct(matrix, path, **kwargs)
     elif fmt == "gctx":
-        from .gctx import write_gctx
+        from .gctx_write import write_gctx
         write_gctx(matrix, path, **kwargs)
     elif fmt == "h5ad":
         from .h5ad import write_h5ad

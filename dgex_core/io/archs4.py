@@ -360,7 +360,8 @@ def open_archs4(path: str | os.PathLike, *, sample_fields: Sequence[str] | None 
     a block of samples reads ``data/expression[:, s0:s1]`` in the v2 genes x samples
     layout, so memory is bounded by the block, not by the ~10^5-10^6 samples.
     """
-    from ..lazy import _H5, LazyMatrix, _Columns
+    from ..backends import ColumnsBackend, H5Backend
+    from ..lazy import LazyMatrix
 
     path = Path(path)
     try:
@@ -378,8 +379,8 @@ def open_archs4(path: str | os.PathLike, *, sample_fields: Sequence[str] | None 
         if "meta/info/version" in f:
             notes["archs4_version"] = _text(np.atleast_1d(f["meta/info/version"][()]))[0]
     notes["values"] = "raw counts"
-    inner = _H5(path, EXPRESSION, genes_first=genes_first)
+    inner = H5Backend(path, EXPRESSION, genes_first=genes_first)
     backend = inner if gene_pos.size == inner.shape[1] and np.array_equal(gene_pos, np.arange(gene_pos.size)) \
-        else _Columns(inner, gene_pos)
+        else ColumnsBackend(inner, gene_pos)
     return LazyMatrix(backend, sample_ids, gene_ids, sample_meta, gene_meta,
                       Provenance(str(path), "archs4", notes=notes))

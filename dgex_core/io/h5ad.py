@@ -234,7 +234,8 @@ def open_h5ad(path: str | os.PathLike, *, layer: str | None = None, gene_id_colu
     pointers (only the stored values of the samples asked are read, and densified
     block by block). A CSC matrix cannot be read by samples and is read whole.
     """
-    from ..lazy import _CSR, _H5, LazyMatrix
+    from ..backends import CSRBackend, H5Backend
+    from ..lazy import LazyMatrix
 
     path = Path(path)
     try:
@@ -257,7 +258,7 @@ def open_h5ad(path: str | os.PathLike, *, layer: str | None = None, gene_id_colu
     if kind not in ("dense", "csr") or len(shape) != 2:
         return LazyMatrix.from_matrix(read_h5ad(path, layer=layer, gene_id_column=gene_id_column))
     sample_ids, gene_ids, var = _axes(obs, var, shape, path, node, gene_id_column)
-    backend = _H5(path, node) if kind == "dense" else _CSR(path, node)
+    backend = H5Backend(path, node) if kind == "dense" else CSRBackend(path, node)
     notes = {"layer": layer or "X", "storage": kind}
     if gene_id_column:
         notes["gene_id_column"] = gene_id_column

@@ -21,7 +21,8 @@ import pandas as pd
 
 from ..errors import ModelError
 from ..lazy import block_rows
-from .base import Model, Progress, register
+from .base import Model, Progress
+from .persist import register
 
 __all__ = ["PART_FAMILIES", "ChoiceModel", "blend_grid"]
 

@@ -22,7 +22,8 @@ import numpy as np
 
 from ..errors import ModelError
 from ..lazy import NpyRows
-from .base import Model, Progress, register
+from .base import Model, Progress
+from .persist import register
 
 #: The file a saved KNN-GE model keeps its standardized training targets in when they
 #: were streamed from disk (samples x targets, float32, read by rows, never loaded whole).
@@ -247,8 +248,19 @@ class KNNModel(Model):
         return self.query_block, self.train_block
 
     def _neighbours(self, Xz_query: np.ndarray, k: int):
+        """``(query_slice, indices)`` of the ``k`` nearest training samples, per block of
+        queries: here, or per partition of the training samples on the current Dask cluster."""
+        from ..distributed import current_client
+
         Q = self._space(np.asarray(Xz_query, dtype=self.X_train_.dtype))
-        for sl, idx, _ in nearest_neighbours(Q, self.X_train_, k, *self._blocks()):
+        client = current_client()
+        if client is not None:
+            from ..distributed.neighbours import neighbours_on_cluster
+
+            search = neighbours_on_cluster(client, Q, self.X_train_, k, *self._blocks())
+        else:
+            search = nearest_neighbours(Q, self.X_train_, k, *self._blocks())
+        for sl, idx, _ in search:
             yield sl, idx
 
     def _predict_standardized(self, Xz: np.ndarray) -> np.ndarray:

@@ -27,9 +27,10 @@ from scipy.linalg import blas
 from ..errors import ModelError
 from ..lazy import block_rows, sample_positions
 from ..preprocess import Pipeline, Standardizer
-from .base import Model, Progress, register
+from .base import Model, Progress
+from .persist import register
 
-__all__ = ["DEFAULT_ALPHA_GRID", "GramAccumulator", "LinearModel", "ridge_path"]
+__all__ = ["DEFAULT_ALPHA_GRID", "GramAccumulator", "LinearModel", "accumulate_gram", "ridge_path"]
 
 #: Default ridge grid, as multiples of the number of training samples (so it means the
 #: same at any size, in standardized units); 0 is ordinary least squares.
@@ -109,6 +110,25 @@ class GramAccumulator:
         """Centered sum of squares of each target (n_targets,): its variance times n."""
         my = self.sy / self.n
         return self.yy - self.n * my * my
+
+
+def accumulate_gram(source, progress: Progress) -> GramAccumulator:
+    """The sums of every sample block of ``source``: in this process, or per partition on the
+    current Dask cluster (:func:`dgex_core.distributed.dask_client`) and tree-reduced there.
+    ``progress(done, n_blocks + 1, info)`` as blocks (or partitions) finish."""
+    from ..distributed import current_client
+
+    client, total = current_client(), source.n_blocks + 1
+    if client is not None:
+        from ..distributed.sums import gram_on_cluster
+
+        return gram_on_cluster(client, source, lambda done, n: progress(
+            max(1, done * (total - 1) // n), total, {"stage": "accumulating X'X, X'Y on the cluster"}))
+    acc = GramAccumulator()
+    for i, (xb, yb) in enumerate(source.blocks()):
+        acc.update(xb, yb)
+        progress(i + 1, total, {"stage": "accumulating X'X, X'Y"})
+    return acc
 
 
 def solve_ridge(Sxx: np.ndarray, Sxy: np.ndarray, alpha: float) -> np.ndarray:
@@ -216,10 +236,7 @@ class LinearModel(Model):
         progress = progress or (lambda *a: None)
         self.check_params()
         self._set_gene_ids(source, landmark_ids, target_ids)
-        acc = GramAccumulator()
-        for i, (xb, yb) in enumerate(source.blocks()):
-            acc.update(xb, yb)
-            progress(i + 1, source.n_blocks + 1, {"stage": "accumulating X'X, X'Y"})
+        acc = accumulate_gram(source, progress)
         Sxx, Sxy, mx, my = acc.finalize()
         syy = acc.target_sum_of_squares()
         if not (np.isfinite(Sxx).all() and np.isfinite(Sxy).all() and np.isfinite(syy).all()):
@@ -240,14 +257,10 @@ class LinearModel(Model):
         return self
 
     def _fit_standardized(self, source, Xv, Yv, progress: Progress) -> None:
-        acc = GramAccumulator()
-        n_blocks = source.n_blocks
-        for i, (xb, yb) in enumerate(source.blocks()):
-            acc.update(xb, yb)
-            progress(i + 1, n_blocks + 1, {"stage": "accumulating X'X, X'Y"})
+        acc = accumulate_gram(source, progress)
         Sxx, Sxy, mx, my = acc.finalize()
         self.fit_from_sums(Sxx, Sxy, mx, my, acc.n, Xv, Yv)
-        progress(n_blocks + 1, n_blocks + 1, {"stage": "solved", "alpha": self.alpha_})
+        progress(source.n_blocks + 1, source.n_blocks + 1, {"stage": "solved", "alpha": self.alpha_})
 
     def fit_from_sums(
         self,

@@ -40,8 +40,9 @@ from torch import nn
 from .._atomic import atomic_path
 from ..errors import ModelError
 from ..lazy import block_rows
-from .base import Model, Progress, register
+from .base import Model, Progress
 from .layers import ACTIVATIONS, ResidualNet, build_network, linear_layer
+from .persist import register
 
 __all__ = ["GATE_GRID", "LINEAR_PATHS", "MLPModel", "build_network", "pick_device"]
 

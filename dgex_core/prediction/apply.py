@@ -60,9 +60,9 @@ def default_block_size(n_genes: int, itemsize: int = 4, budget: int | None = Non
     count is rounded down to a whole number of the GCTX chunk's samples (262 at
     22,283 float32 genes), so blocks fill whole chunks. Peak memory of a prediction is
     a few blocks (the one computed, one queued, the one being written; Parquet
-    gathers its row groups, :data:`~dgex_core.export.PARQUET_ROW_GROUP_BYTES`) plus the model.
+    gathers its row groups, :data:`~dgex_core.export.rows.PARQUET_ROW_GROUP_BYTES`) plus the model.
     """
-    from ..io.gctx import broad_chunks
+    from ..io.gctx_layout import broad_chunks
 
     if budget is None:
         try:
@@ -403,6 +403,25 @@ def predict_file(
         raise ValueError(f"normalize must be 'run', 'log2cpm', 'log2' or 'none', got {normalize!r}")
     reader = _Prefetch(_blocks(input_path, block_size, normalize, run.model.landmark_ids_, expect_unlogged,
                                platform))  # reading overlaps computing, too
+    from ..distributed import current_client
+
+    client = current_client()  # with a Dask cluster: blocks predicted on the workers, written here in order
+    remote_run = None if client is None else client.scatter(run, broadcast=True, hash=False)
+    window = 0 if client is None else 2 * max(1, len(client.scheduler_info().get("workers", {})))
+    pending: collections.deque = collections.deque()
+
+    def finish(out: ExpressionMatrix) -> None:
+        nonlocal n_done, n_imputed, n_mostly_imputed, n_clipped_values, n_clipped_samples, n_flagged
+        writer.append(out)
+        n_done += out.n_samples
+        n_imputed += int((out.sample_meta["n_imputed"] > 0).sum())
+        n_mostly_imputed += int((out.sample_meta["n_imputed"] > MAX_IMPUTED_SHARE * len(lm_pos)).sum())
+        n_clipped_values += int(out.sample_meta["n_clipped"].sum())
+        n_clipped_samples += int((out.sample_meta["n_clipped"] > 0).sum())
+        n_flagged += int(out.sample_meta["ood_flag"].sum())
+        if progress:
+            progress(n_done, total, {"samples": n_done})
+
     try:
         for block, gene_ids, gene_meta in reader:
             if lm_pos is None:
@@ -412,27 +431,28 @@ def predict_file(
                                            background=background,
                                            on_written=(lambda b: written.release()) if background else None)
                 recycle = not writer.retains_blocks
+            if client is not None:
+                pending.append(client.submit(predict_matrix_block, remote_run, block, lm_pos, missing,
+                                             clip=clip_range, pure=False))
+                while len(pending) > window:
+                    finish(pending.popleft().result())
+                continue
             while recycle and written.acquire(blocking=False):
                 spare.append(in_flight.popleft())
             buf = spare.pop() if spare else None
             if buf is None or buf.shape[0] < block.n_samples:
                 buf = np.empty((max(block.n_samples, block_size), len(genes)), np.float32) if recycle else None
-            out = predict_matrix_block(run, block, lm_pos, missing, out=buf, clip=clip_range)
-            writer.append(out)
+            finish(predict_matrix_block(run, block, lm_pos, missing, out=buf, clip=clip_range))
             if recycle:
                 (in_flight if background else spare).append(buf)
-            n_done += block.n_samples
-            n_imputed += int((out.sample_meta["n_imputed"] > 0).sum())
-            n_mostly_imputed += int((out.sample_meta["n_imputed"] > MAX_IMPUTED_SHARE * len(lm_pos)).sum())
-            n_clipped_values += int(out.sample_meta["n_clipped"].sum())
-            n_clipped_samples += int((out.sample_meta["n_clipped"] > 0).sum())
-            n_flagged += int(out.sample_meta["ood_flag"].sum())
-            if progress:
-                progress(n_done, total, {"samples": n_done})
+        while pending:
+            finish(pending.popleft().result())
         if writer is None:
             raise ModelError(f"{input_path}: no samples to predict")
         writer.close()
     except BaseException:
+        for f in pending:
+            f.cancel()
         if writer is not None:
             writer.discard()
         raise

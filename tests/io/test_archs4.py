@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
@@ -14,36 +13,7 @@ from dgex_core.errors import DataFormatError, DatasetError
 from dgex_core.io import read, sniff
 from dgex_core.io.archs4 import read_archs4
 
-SYMBOLS = ["TP53", "EGFR", "GAPDH", "EGFR", "ACTB", "MYC", "TP53", "AR"]
-ENSEMBL = [f"ENSG0000000000{i}" for i in range(8)]
-FIRST = [0, 1, 2, 4, 5, 7]  # first row of each symbol
-ACC = [f"GSM{1000 + j}" for j in range(12)]
-SC_PROB = np.array([0.01, 0.9, 0.02, 0.03, 0.97, 0.1, 0.2, 0.6, 0.0, 0.05, np.nan, 0.3])
-COUNTS = (np.arange(8)[:, None] * 100 + np.arange(12)[None, :]).astype(np.uint32)  # genes x samples
-
-
-def make_archs4(path: Path, *, transposed: bool = False, drop: tuple[str, ...] = (), edit=None) -> Path:
-    """A small file laid out like human_gene_v2.x.h5 (fixed and variable-length strings)."""
-    vlen = h5py.string_dtype("utf-8")
-    with h5py.File(path, "w") as f:
-        data = COUNTS.T if transposed else COUNTS
-        f.create_dataset("data/expression", data=data, chunks=(4, 5) if not transposed else (5, 4),
-                         compression="gzip")
-        f["meta/genes/symbol"] = np.array(SYMBOLS, dtype="S")
-        f["meta/genes/ensembl_gene"] = np.array(ENSEMBL, dtype="S")
-        f["meta/genes/biotype"] = np.array(["protein_coding"] * 8, dtype=object).astype(vlen)
-        f["meta/samples/geo_accession"] = np.array(ACC, dtype="S")
-        f["meta/samples/series_id"] = np.array(["GSE1"] * 6 + ["GSE2"] * 6, dtype="S")
-        f["meta/samples/title"] = np.array([f"sample {j}" for j in range(12)], dtype=object).astype(vlen)
-        f.create_dataset("meta/samples/characteristics_ch1", data=[f"tissue: liver,age: {30 + j}" for j in range(12)],
-                         dtype=vlen)
-        f["meta/samples/singlecellprobability"] = SC_PROB
-        f["meta/info/version"] = np.array([b"2.2"])
-        for node in drop:
-            del f[node]
-        if edit is not None:
-            edit(f)
-    return path
+from ..helpers import ACC, COUNTS, ENSEMBL, FIRST, SC_PROB, make_archs4
 
 
 @pytest.fixture

@@ -15,11 +15,14 @@ from hypothesis.extra import numpy as hnp
 from dgex_core.errors import DataFormatError, DatasetError
 from dgex_core.io import gctx as gctx_module
 from dgex_core.io import read, sniff
-from dgex_core.io.gct import read_gct, write_gct
-from dgex_core.io.gctx import GCTXFile, GCTXWriter, broad_chunks, plan_reads, read_gctx, write_gctx
+from dgex_core.io.gct import read_gct
+from dgex_core.io.gct_write import write_gct
+from dgex_core.io.gctx import GCTXFile, plan_reads, read_gctx
+from dgex_core.io.gctx_layout import broad_chunks
+from dgex_core.io.gctx_write import GCTXWriter, write_gctx
 from dgex_core.matrix import ExpressionMatrix
 
-from .test_gct import _ID_CHARS, assert_meta_equal, assert_same
+from ..helpers import ID_CHARS, assert_meta_equal, assert_same
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
 PLATE = REAL / "l1000_LJP009_A375_24H_qnorm_n371x978.gct"
@@ -96,7 +99,7 @@ def test_gctx_reads_invalid_utf8_with_replacement(tmp_path):
     assert read_gctx(p).gene_ids[0] == "g\ufffd1"
 
 
-_ids = st.text(_ID_CHARS, min_size=1, max_size=8)
+_ids = st.text(ID_CHARS, min_size=1, max_size=8)
 
 
 @st.composite

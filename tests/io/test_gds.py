@@ -3,9 +3,6 @@ of a two-platform series with `--platform` (CLI) and the Data page's Platform.""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +11,8 @@ import pytest
 from dgex_core.errors import DataFormatError
 from dgex_core.io import read, sniff
 
-from .test_geo import soft_lines, write_lines
+from ..helpers import run_cli
+from .geo_files import soft_lines, write_lines
 
 
 def gds_lines() -> list[str]:
@@ -97,8 +95,7 @@ def test_damaged_gds_names_the_place(tmp_path, cut, words):
 
 
 def _dgex(*args):
-    return subprocess.run([sys.executable, "-m", "dgex_core.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ})
+    return run_cli(*args)
 
 
 def test_cli_inspect_gds_and_a_two_platform_series_with_platform(tmp_path, gds_file):

@@ -11,11 +11,12 @@ from dgex_core.cli import main
 from dgex_core.dataset import Dataset
 from dgex_core.errors import ModelError
 from dgex_core.matrix import ExpressionMatrix
-from dgex_core.models.base import load_model
 from dgex_core.models.choice import ChoiceModel, blend_grid
+from dgex_core.models.persist import load_model
 from dgex_core.store import load_run, save_run
 from dgex_core.training import train_run
-from tests.models.test_linear_path import _mixed
+
+from ..helpers import mixed_data
 
 NET = {"hidden": [32], "max_epochs": 30, "batch_size": 64, "lr": 3e-3, "dropout": 0.0, "device": "cpu",
        "adaptive": False, "input_dropout": 0.0,
@@ -36,7 +37,7 @@ def test_blend_grid_puts_the_pure_parts_first():
 
 
 def test_never_worse_than_the_better_part_on_validation():
-    sp = _mixed(n=900).split(seed=0)
+    sp = mixed_data(n=900).split(seed=0)
     m = _choice(parts=("linear", "knn", "mlp")).fit(sp.train, sp.val)
     best = np.min(np.vstack(list(m.part_validation_mae_.values())), axis=0)
     assert (m.validation_mae_ <= best).all()
@@ -54,7 +55,7 @@ def test_never_worse_than_the_better_part_on_validation():
 
 
 def test_the_choice_uses_validation_only_changing_test_samples_changes_nothing():
-    ds = _mixed(n=700)
+    ds = mixed_data(n=700)
     sp = ds.split(seed=1)
     a = train_run(ds, _choice(), "a", split=sp)
     values = ds.to_matrix().values.copy()
@@ -69,7 +70,7 @@ def test_the_choice_uses_validation_only_changing_test_samples_changes_nothing()
 
 
 def test_predicts_the_blend_of_its_parts_and_round_trips(tmp_path):
-    ds = _mixed(n=600)
+    ds = mixed_data(n=600)
     run = train_run(ds, _choice(parts=("linear", "knn", "mlp"), blend_step=0.5), "pick", split=ds.split(seed=2))
     m = run.model
     X = np.asarray(ds.landmarks[:50])
@@ -83,7 +84,7 @@ def test_predicts_the_blend_of_its_parts_and_round_trips(tmp_path):
 
 
 def test_explains_each_gene_by_its_chosen_part():
-    sp = _mixed(n=700).split(seed=3)
+    sp = mixed_data(n=700).split(seed=3)
     m = _choice().fit(sp.train, sp.val)
     A = attribution.attributions(m, sp.val.landmarks, "gradient")
     lin = attribution.attributions(m.parts_["linear"], sp.val.landmarks, "gradient") if "linear" in m.parts_ else 0
@@ -94,14 +95,14 @@ def test_explains_each_gene_by_its_chosen_part():
 
 
 def test_knn_genes_have_no_attributions_and_say_so():
-    sp = _mixed(n=600).split(seed=4)
+    sp = mixed_data(n=600).split(seed=4)
     m = _choice(parts=("knn",)).fit(sp.train, sp.val)
     with pytest.raises(ModelError, match=r"knn.*no landmark attributions"):
         attribution.attributions(m, sp.val.landmarks, "gradient")
 
 
 def test_bad_parts_are_refused_before_any_fit(tmp_path, capsys):
-    sp = _mixed(n=200).split(seed=0)
+    sp = mixed_data(n=200).split(seed=0)
     with pytest.raises(ModelError, match="distinct families"):
         _choice(parts=("linear", "forest")).fit(sp.train, sp.val)
     rc = main(["train", "--data", "demo:300x40", "--model", "choice", "--parts", "linear,linear",

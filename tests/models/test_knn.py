@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from sklearn.neighbors import KNeighborsRegressor
 
-from dgex_core.models.base import load_model
 from dgex_core.models.knn import KNNModel, nearest_neighbours
+from dgex_core.models.persist import load_model
 
-from .test_linear import _data
+from ..helpers import linear_data as _data
 
 
 def _sk(train, k, model, metric="euclidean"):

@@ -9,10 +9,10 @@ from dgex_core.errors import DataFormatError
 from dgex_core.evaluation import evaluate_model
 from dgex_core.io import write
 from dgex_core.matrix import ExpressionMatrix
-from dgex_core.models.base import load_model
 from dgex_core.models.lincs import import_linear_weights
+from dgex_core.models.persist import load_model
 
-from .test_linear import _data
+from ..helpers import linear_data as _data
 
 
 def _weights_file(tmp_path, ds, W, b, transpose=False, name="OLS_WEIGHTS_n41x25.gctx"):

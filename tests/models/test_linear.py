@@ -6,22 +6,10 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression, Ridge
 
-from dgex_core.dataset import Dataset
-from dgex_core.matrix import ExpressionMatrix
-from dgex_core.models.base import load_model
 from dgex_core.models.linear import DEFAULT_ALPHA_GRID, GramAccumulator, LinearModel
+from dgex_core.models.persist import load_model
 
-
-def _data(n=600, p=40, t=25, seed=0, nonlinear=False):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(8, 2, size=(n, p)) * rng.uniform(0.5, 3, size=p)
-    W = rng.normal(0, 1, size=(p, t)) * (rng.random((p, t)) < 0.2)
-    Y = 5 + X @ W * 0.1 + rng.normal(0, 1, size=(n, t))
-    if nonlinear:
-        Y += np.tanh(X[:, :1] - 8)
-    genes = [f"L{i}" for i in range(p)] + [f"T{j}" for j in range(t)]
-    m = ExpressionMatrix(np.hstack([X, Y]), [f"S{i}" for i in range(n)], genes)
-    return Dataset.from_matrix(m, genes[:p])
+from ..helpers import linear_data as _data
 
 
 def _rel(a, b):

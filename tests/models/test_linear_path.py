@@ -13,31 +13,19 @@ from dgex_core import attribution
 from dgex_core.dataset import Dataset
 from dgex_core.errors import ModelError
 from dgex_core.matrix import ExpressionMatrix
-from dgex_core.models.base import load_model
 from dgex_core.models.layers import AdaptiveActivation, ResidualNet, build_network
 from dgex_core.models.linear import LinearModel
 from dgex_core.models.mlp import GATE_GRID, MLPModel
+from dgex_core.models.persist import load_model
 
-
-def _mixed(n=900, p=10, t=8, seed=0):
-    """Half the targets linear in the landmarks, half strongly non-linear; samples x genes."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(0, 1, size=(n, p))
-    B = rng.normal(0, 1, size=(p, t))
-    Y = X @ B
-    Y[:, t // 2:] += 2.0 * np.tanh(3 * X[:, : t - t // 2]) + X[:, 1: t - t // 2 + 1] ** 2
-    Y += rng.normal(0, 0.3, size=Y.shape)
-    genes = [f"L{i}" for i in range(p)] + [f"T{j}" for j in range(t)]
-    m = ExpressionMatrix(np.hstack([X + 8, Y + 6]).astype(np.float32), [f"S{i}" for i in range(n)], genes)
-    return Dataset.from_matrix(m, genes[:p])
-
+from ..helpers import mixed_data
 
 NET = dict(hidden=(32,), max_epochs=25, batch_size=64, lr=3e-3, dropout=0.0, device="cpu", adaptive=False,
            input_dropout=0.0)
 
 
 def test_zero_residual_predicts_exactly_the_ridge_solution():
-    sp = _mixed().split(seed=0)
+    sp = mixed_data().split(seed=0)
     net = MLPModel(**{**NET, "max_epochs": 2}).fit(sp.train, sp.val)
     ridge = LinearModel(alphas="auto").fit(sp.train, sp.val)
     assert net.linear_alpha_ == ridge.alpha_
@@ -51,7 +39,7 @@ def test_zero_residual_predicts_exactly_the_ridge_solution():
 
 
 def test_gates_keep_ridge_on_linear_targets_and_use_the_network_on_nonlinear_ones():
-    sp = _mixed(n=1500).split(seed=1)
+    sp = mixed_data(n=1500).split(seed=1)
     net = MLPModel(**NET).fit(sp.train, sp.val)
     gates = net.networks_[0].gate.numpy()
     assert np.abs(gates[:, None] - np.asarray(GATE_GRID)[None]).min(axis=1).max() < 1e-6  # values of the grid
@@ -64,7 +52,7 @@ def test_gates_keep_ridge_on_linear_targets_and_use_the_network_on_nonlinear_one
 
 
 def test_gates_are_chosen_on_validation_only():
-    ds = _mixed(n=700)
+    ds = mixed_data(n=700)
     sp = ds.split(seed=2)
     a = MLPModel(**{**NET, "max_epochs": 4}).fit(sp.train, sp.val)
     # the same train and validation samples, test samples changed: the same fitted model
@@ -81,7 +69,7 @@ def test_gates_are_chosen_on_validation_only():
 
 @pytest.mark.parametrize("path,adaptive", [("frozen", True), ("finetune", False), ("off", True)])
 def test_save_load_round_trip(tmp_path, path, adaptive):
-    sp = _mixed(n=400).split(seed=3)
+    sp = mixed_data(n=400).split(seed=3)
     net = MLPModel(**{**NET, "max_epochs": 2, "adaptive": adaptive}, linear_path=path).fit(sp.train, sp.val)
     back = load_model(net.save(tmp_path / "m"))
     assert (back.linear_path, back.adaptive) == (path, adaptive)
@@ -91,7 +79,7 @@ def test_save_load_round_trip(tmp_path, path, adaptive):
 
 
 def test_finetune_trains_the_ridge_weights_frozen_does_not():
-    sp = _mixed(n=400).split(seed=4)
+    sp = mixed_data(n=400).split(seed=4)
     ridge = LinearModel(alphas="auto").fit(sp.train, sp.val)
     frozen = MLPModel(**{**NET, "max_epochs": 3}).fit(sp.train, sp.val)
     tuned = MLPModel(**{**NET, "max_epochs": 3}, linear_path="finetune").fit(sp.train, sp.val)
@@ -101,7 +89,7 @@ def test_finetune_trains_the_ridge_weights_frozen_does_not():
 
 
 def test_a_run_from_before_the_linear_path_loads_as_the_plain_network(tmp_path):
-    sp = _mixed(n=400).split(seed=5)
+    sp = mixed_data(n=400).split(seed=5)
     old = MLPModel(**{**NET, "max_epochs": 2}, linear_path="off").fit(sp.train, sp.val)
     folder = old.save(tmp_path / "old")
     meta = json.loads((folder / "model.json").read_text())
@@ -116,7 +104,7 @@ def test_a_run_from_before_the_linear_path_loads_as_the_plain_network(tmp_path):
 @pytest.mark.parametrize("method,statistic", [("gradient", "mean"), ("integrated_gradients", "mean"),
                                               ("integrated_gradients", "mean_abs")])
 def test_attributions_of_the_linear_path_equal_autograd_on_the_whole_network(method, statistic):
-    sp = _mixed(n=500).split(seed=6)
+    sp = mixed_data(n=500).split(seed=6)
     m = MLPModel(**{**NET, "max_epochs": 3, "adaptive": True}).fit(sp.train, sp.val)
     for n in m.networks_:
         n.gate.copy_(torch.linspace(0, 1, n.gate.numel()))  # every gate value, including 0 and 1

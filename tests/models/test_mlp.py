@@ -10,9 +10,9 @@ import torch
 from dgex_core.dataset import Dataset
 from dgex_core.errors import ModelError
 from dgex_core.matrix import ExpressionMatrix
-from dgex_core.models.base import load_model
 from dgex_core.models.linear import LinearModel
 from dgex_core.models.mlp import MLPModel, build_network
+from dgex_core.models.persist import load_model
 
 
 def _nonlinear(n=1500, p=12, t=6, seed=0):

@@ -26,7 +26,7 @@ from dgex_core.jobs import TrainingJob, find_user, new_session_dir, new_user
 from dgex_core.models.factory import from_settings
 from pages._common import for_display, save_upload
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
+APP = Path(__file__).resolve().parents[2] / "app.py"
 SIZE = "1500x200"
 
 
@@ -217,13 +217,13 @@ def test_demo_workflow_train_errors_coefficients_predict(env, tmp_path):
     built = at.session_state["pred_file"]
     assert built["name"] == f"{lin}_predictions.csv"
     out = pd.read_csv(io.BytesIO(built["data"]), index_col=0)
-    assert "P0" in out.index.astype(str) or "P0" in out.columns
-    table = out if "P0" in out.index.astype(str) else out.T
+    assert out.index.astype(str).tolist() == [f"P{i}" for i in range(40)]  # a row per sample
+    # the per-sample columns, the measured genes, the inferred genes
+    assert out.columns.tolist() == ["n_imputed", "n_clipped", "ood_score", "ood_flag", *demo.landmark_ids,
+                                    *demo.target_ids]
     expect = at.session_state["runs"][lin].model.predict(demo.landmark_values[:40])
-    target0 = demo.target_ids[0]
-    col = table[target0] if target0 in table.columns else table.loc[target0]
-    got = pd.to_numeric(col.loc[[f"P{i}" for i in range(40)]] if target0 in table.columns else col, errors="coerce")
-    np.testing.assert_allclose(got.to_numpy(dtype=float)[:40], expect[:, 0], rtol=1e-4, atol=1e-4)
+    got = out[demo.target_ids[0]]
+    np.testing.assert_allclose(got.to_numpy(dtype=float), expect[:, 0], rtol=1e-4, atol=1e-4)
     assert at.get("download_button")[0].proto.label.startswith(f"Download {lin}_predictions.csv")
 
     # profiles without all the run's landmarks: said plainly, nothing to download
@@ -357,6 +357,7 @@ def test_two_sessions_at_once_never_see_each_other(env, tmp_path):
     assert b.session_state["dataset"].n_landmarks == 978  # a's file never reached b
 
 
+@pytest.mark.slow
 def test_interpret_page_explains_the_network_beside_the_linear_weights(env):
     from dgex_core import attribution
 

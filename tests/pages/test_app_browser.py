@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: where the pictures go: the README's folder only when asked, so a test run leaves the
 #: tracked files as they were
 SHOTS = Path(os.environ.get("DGEX_SCREENSHOTS") or Path(os.environ.get("TMPDIR", "/tmp")) / "dgex-screenshots")
@@ -32,6 +32,9 @@ if not Path(CHROMIUM).exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
 if shutil.which("streamlit", path=str(Path(sys.executable).parent)) is None:
     pytest.skip("streamlit is not installed beside this Python", allow_module_level=True)
+
+#: one pytest-xdist worker runs them all: they share the module's server and browser
+pytestmark = pytest.mark.xdist_group("browser")
 
 
 def _free_port() -> int:
@@ -215,7 +218,6 @@ def test_every_page_in_a_browser(server, page, tmp_path):
 
     from dgex_core.demo import app_demo_config, load_demo
 
-    os.environ.setdefault("DGEX_DATA_DIR", str(tmp / "data"))
     demo = load_demo(app_demo_config("1500x200"), cache_dir=tmp / "data" / "demo")
     plate = tmp_path / "plate.csv"
     pd.DataFrame(demo.landmark_values[:30], index=[f"P{i}" for i in range(30)], columns=demo.landmark_ids).to_csv(plate)
