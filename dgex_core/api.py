@@ -30,11 +30,7 @@ def _model_and_run(model_or_run):
 def _anndata_landmarks(model, adata) -> pd.DataFrame:
     import scipy.sparse as sp
 
-    pos = pd.Index(adata.var_names.astype(str)).get_indexer(model.landmark_ids_)
-    if (pos < 0).any():
-        miss = model.landmark_ids_[pos < 0]
-        raise ModelError(f"{len(miss)} of the model's {len(pos)} landmarks are not in the AnnData's var_names, "
-                         f"e.g. {miss[:5].tolist()}")
+    pos = model.positions_in(adata.var_names, "are not in the AnnData's var_names")
     X = adata[:, pos].X
     X = X.toarray() if sp.issparse(X) else np.asarray(X[:] if hasattr(X, "shape") else X)
     return pd.DataFrame(np.asarray(X, np.float32), index=adata.obs_names.astype(str), columns=model.landmark_ids_)

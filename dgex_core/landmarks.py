@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataFormatError
+from .genes import SYMBOL_COLUMNS
 
 __all__ = [
     "ID_KINDS",
@@ -49,7 +50,7 @@ _ENTREZ = re.compile(r"^\d+$")
 
 # gene-metadata columns that may hold each id kind (lower-cased names)
 _META_COLUMNS = {
-    "symbol": ("symbol", "gene_symbol", "pr_gene_symbol", "gene symbol", "description", "gene_name", "genesymbol"),
+    "symbol": SYMBOL_COLUMNS,
     "entrez_id": ("entrez_id", "pr_gene_id", "entrez", "entrez_gene_id", "gene_id", "entrezid"),
     "ensembl_id": ("ensembl_id", "ensembl", "gene_ids", "ensembl_gene", "ensembl_gene_id"),
     "probe_id": ("probe_id", "id_ref", "probe"),

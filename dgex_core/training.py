@@ -261,8 +261,7 @@ def predict_with_run(run: Run, data: Dataset) -> tuple[pd.DataFrame, pd.Series]:
     preds = run.model.predict_dataset(data)
     if run.trust is None:
         return preds, pd.Series(np.nan, index=data.sample_ids, name="ood_score")
-    pos = data.landmark_ids.get_indexer(run.model.landmark_ids_)
-    z = run.model.standardize_landmarks(data.landmarks[:, pos])
+    z = run.model.standardize_landmarks(data.landmarks[:, run.model.landmark_positions(data)])
     return preds, pd.Series(run.trust.score(z), index=data.sample_ids, name="ood_score")
 
 

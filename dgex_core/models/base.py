@@ -268,12 +268,23 @@ class Model(PersistenceMixin, RegressorMixin, BaseEstimator):
     def landmarks_of(self, X: pd.DataFrame) -> pd.DataFrame:
         """The model's landmark columns of a samples x genes DataFrame (columns gene ids),
         in ``landmark_ids_`` order; raises :class:`ModelError` naming any that is absent."""
-        pos = pd.Index(X.columns.astype(str)).get_indexer(self.landmark_ids_)
+        pos = self.positions_in(X.columns, "are not columns of the data", "(columns must be gene ids)")
+        return X.iloc[:, pos].set_axis(self.landmark_ids_, axis=1)
+
+    def positions_in(self, ids, absent: str = "are absent from the data", hint: str = "") -> np.ndarray:
+        """Position in ``ids`` (gene ids, matched as text) of each of the model's landmarks.
+
+        Raises
+        ------
+        ModelError
+            ``"<n> of the model's <m> landmarks <absent>, e.g. [...] <hint>"`` when some are missing.
+        """
+        pos = pd.Index(pd.Index(ids).astype(str)).get_indexer(self.landmark_ids_.astype(str))
         if (pos < 0).any():
             miss = self.landmark_ids_[pos < 0]
-            raise ModelError(f"{len(miss)} of the model's {len(pos)} landmarks are not columns of the data, e.g. "
-                             f"{miss[:5].tolist()} (columns must be gene ids)")
-        return X.iloc[:, pos].set_axis(self.landmark_ids_, axis=1)
+            raise ModelError(f"{len(miss)} of the model's {len(pos)} landmarks {absent}, e.g. {miss[:5].tolist()}"
+                             + (f" {hint}" if hint else ""))
+        return pos
 
     def predict_landmarks(self, landmarks: np.ndarray, missing: str = "refuse") -> np.ndarray:
         """Targets (n_samples, n_targets) in original units from landmarks (n_samples,
@@ -323,12 +334,7 @@ class Model(PersistenceMixin, RegressorMixin, BaseEstimator):
 
     def landmark_positions(self, data: Dataset) -> np.ndarray:
         """Positions in ``data``'s landmarks of each of the model's landmarks (by id)."""
-        pos = data.landmark_ids.get_indexer(self.landmark_ids_)
-        if (pos < 0).any():
-            miss = self.landmark_ids_[pos < 0]
-            raise ModelError(f"{len(miss)} of the model's {len(pos)} landmarks are absent from the data, "
-                             f"e.g. {miss[:5].tolist()}")
-        return pos
+        return self.positions_in(data.landmark_ids)
 
     def iter_predictions(self, data: Dataset, block_size: int | None = None, *, with_targets: bool = False):
         """``(sample_slice, predictions)`` per block of samples of ``data`` (original units,

@@ -115,7 +115,7 @@ class PersistenceMixin:
             raise ModelError(f"{folder}: model.json has settings a {family} model does not take: {unknown} "
                              f"(written by another dgex version, or edited; known: {sorted(known)})")
         try:
-            model = klass(**params)
+            model = klass(**_as_given(klass, params))
             model.landmark_ids_ = pd.Index(meta["landmark_ids"], dtype=object)
             model.target_ids_ = pd.Index(meta["target_ids"], dtype=object)
             model.n_train_ = meta.get("n_train", 0)
@@ -146,6 +146,23 @@ class PersistenceMixin:
     def _save_files(self, folder: Path) -> None:
         """Write family arrays too large for ``weights.safetensors`` as files of their own (default: none)."""
         return None
+
+
+def _as_given(klass, params: dict) -> dict:
+    """``params`` read back from JSON with the types the settings have: a list where the
+    family's default is a tuple becomes a tuple (``hidden=(256,)``, a choice's ``parts``),
+    also inside a choice's ``mlp`` settings, so a loaded model's ``get_params()`` equals the saved one's."""
+    defaults = {k: p.default for k, p in inspect.signature(klass.__init__).parameters.items() if k != "self"}
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, list) and isinstance(defaults.get(k), tuple):
+            v = tuple(v)
+        elif k == "mlp" and isinstance(v, dict):
+            from .mlp import MLPModel
+
+            v = _as_given(MLPModel, v)
+        out[k] = v
+    return out
 
 
 def load_model(folder: str | Path) -> Model:
