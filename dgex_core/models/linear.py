@@ -124,6 +124,21 @@ def accumulate_gram(source, progress: Progress) -> GramAccumulator:
 
         return gram_on_cluster(client, source, lambda done, n: progress(
             max(1, done * (total - 1) // n), total, {"stage": "accumulating X'X, X'Y on the cluster"}))
+    from ..distributed.ddp import world
+
+    rank, size = world()
+    if size > 1:  # a rank of a torch DDP job (the network's linear path): its share, gathered
+        from ..distributed.ddp import all_gather_objects
+        from ..distributed.sums import gram_partition, merge_gram, partition_ranges
+
+        ranges = partition_ranges(source.n_samples, int(source.block_size), size)
+        mine = gram_partition(source, *ranges[rank]) if rank < len(ranges) else GramAccumulator()
+        parts = all_gather_objects(mine)
+        acc = parts[0]
+        for part in parts[1:]:  # in rank order: the same totals on every rank
+            acc = merge_gram(acc, part)
+        progress(total - 1, total, {"stage": "accumulating X'X, X'Y over the ranks"})
+        return acc
     acc = GramAccumulator()
     for i, (xb, yb) in enumerate(source.blocks()):
         acc.update(xb, yb)

@@ -38,6 +38,14 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_path
+from ..distributed import ddp
+from ..distributed.sampler import (
+    rank_batch_size,
+    rank_range,
+    shard_stream,
+    split_groups,
+    steps_per_epoch,
+)
 from ..errors import ModelError
 from ..lazy import block_rows
 from .base import Model, Progress
@@ -101,9 +109,11 @@ class _ValidationRows:
         return self.targets(self.xv[rows], np.asarray(self.values[rows]))
 
 
-def _epoch_seed(seed: int, group: int, epoch: int) -> int:
-    """A seed for one epoch of one target group (epoch 0: initialization)."""
-    return int(np.random.SeedSequence([seed, group, epoch]).generate_state(1)[0])
+def _epoch_seed(seed: int, group: int, epoch: int, rank: int | None = None) -> int:
+    """A seed for one epoch of one target group (epoch 0: initialization); with ``rank``,
+    that rank's own seed (its dropout masks) in a DDP job."""
+    key = [seed, group, epoch] if rank is None else [seed, group, epoch, rank]
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
 @register
@@ -294,6 +304,8 @@ class MLPModel(Model):
         if Xv is None or Yv is None:
             raise ModelError("the D-GEX network needs a validation set for early stopping; pass val=")
         dev = pick_device(self.device)
+        if dev.type == "cuda" and dev.index is None:  # under DDP: the GPU of this rank (LOCAL_RANK)
+            dev = torch.device("cuda", torch.cuda.current_device())
         self.device_used_ = str(dev)
         groups = self._groups(source.n_targets)
         self._check_memory(source.n_landmarks, [len(g) for g in groups], dev)
@@ -316,7 +328,11 @@ class MLPModel(Model):
 
         progress(0, self.max_epochs, {"stage": "fitting the linear path (ridge)"})
         ridge = LinearModel(alphas="auto")
-        ridge._fit_standardized(source, Xv, Yv, lambda *a: None)
+        ridge._fit_standardized(source, Xv, Yv, lambda *a: None)  # sums sharded over ranks under DDP
+        if ddp.world()[1] > 1:  # every rank solved the same sums; rank 0's answer, bit for bit, on all
+            ridge.coef_ = ddp.broadcast(ridge.coef_)
+            ridge.intercept_ = ddp.broadcast(ridge.intercept_)
+            ridge.alpha_ = float(ddp.broadcast(np.array([ridge.alpha_], np.float64))[0])
         self.linear_alpha_ = float(ridge.alpha_)
         return ridge
 
@@ -395,6 +411,62 @@ class MLPModel(Model):
                     pending = pool.submit(source.read, plan[i + 1])
                 yield group
 
+    def _shard_batches(self, source, cache, targets, epoch_seed: int, dev, rank: int, world: int):
+        """Rank ``rank``'s mini-batches of one epoch of a ``world``-rank DDP job.
+
+        Every rank draws the same epoch order (of samples in memory, of storage chunks on
+        disk) from ``epoch_seed`` and reads only its own share of it
+        (:func:`~dgex_core.distributed.sampler.shard_stream`): ``ceil(n / world)`` samples
+        in batches of ``ceil(batch_size / world)``, so the ranks' batches of one step
+        together are one batch of the single-process recipe. From disk the share is read
+        in groups of about ``block_size`` samples (file order within a group, one group
+        ahead in a background thread), shuffled within with the rank's own generator.
+        """
+        b = rank_batch_size(self.batch_size, world)
+        rng = np.random.default_rng(epoch_seed)
+        if cache is not None:
+            mine = shard_stream(rng.permutation(cache[0].shape[0]), None, world, rank)
+            xt, yt = torch.from_numpy(cache[0]), torch.from_numpy(cache[1])
+            for s in range(0, mine.size, b):
+                it = torch.from_numpy(mine[s:s + b])
+                yield xt[it].to(dev, _F32), yt[it].to(dev, _F32)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        n = source.n_samples
+        starts = source.chunk_starts(self.LOADER_CHUNK) if hasattr(source, "chunk_starts") else \
+            np.arange(0, n, self.LOADER_CHUNK)
+        bounds = np.r_[starts, n]
+        mine = shard_stream(rng.permutation(starts.size), bounds, world, rank)
+        plan = split_groups(mine, source.block_size)
+        local = np.random.default_rng(np.random.SeedSequence([epoch_seed, rank]))
+
+        def read(positions):  # the padding may repeat a sample: read each once, in file order
+            unique, inverse = np.unique(positions, return_inverse=True)
+            xb, yb = source.read(unique)
+            return xb[inverse], yb[inverse]
+
+        carry = None
+        with ThreadPoolExecutor(1, thread_name_prefix="dgex-loader") as pool:
+            pending = pool.submit(read, plan[0])
+            for i in range(len(plan)):
+                xb, yb = pending.result()
+                if i + 1 < len(plan):
+                    pending = pool.submit(read, plan[i + 1])
+                yb = targets(xb, yb)
+                perm = local.permutation(xb.shape[0])
+                xb, yb = xb[perm], yb[perm]
+                if carry is not None:
+                    xb, yb = np.concatenate([carry[0], xb]), np.concatenate([carry[1], yb])
+                    carry = None
+                full = xb.shape[0] // b * b
+                for s in range(0, full, b):
+                    yield torch.from_numpy(xb[s:s + b]).to(dev, _F32), torch.from_numpy(yb[s:s + b]).to(dev, _F32)
+                if full < xb.shape[0]:
+                    carry = (xb[full:], yb[full:])
+        if carry is not None:
+            yield torch.from_numpy(carry[0]).to(dev, _F32), torch.from_numpy(carry[1]).to(dev, _F32)
+
     def _train_group(self, gi, cols, source, cache, Xv, Yv, dev, progress, start, lin=None):
         """Train one target group's network; ``lin`` (coef landmarks x group, intercept):
         the ridge weights of its linear path, or None for the plain network."""
@@ -423,26 +495,42 @@ class MLPModel(Model):
             targets = _GroupTargets(slice(None))
         state = {"epoch": 0, "best_score": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
         best_weights = None
+        rank, world = ddp.world()
         ckpt = self._checkpoint_path(gi)
-        if ckpt is not None and ckpt.exists():
+        resume = ckpt is not None and ckpt.exists()
+        if world > 1 and len(set(ddp.all_gather_objects(resume))) > 1:
+            raise ModelError(f"{ckpt}: the checkpoint is seen by some ranks and not others; under DDP the "
+                             "checkpoint folder must be on a filesystem every machine shares")
+        if resume:
             state, best_weights = self._load_checkpoint(ckpt, net, opt, sched, dev)
+        trained = net  # what the optimizer steps: the module itself, or its DDP wrapper
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            trained = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+        val_rows = rank_range(xv.shape[0], world, rank)
         while state["epoch"] < self.max_epochs and state["bad_epochs"] < self.patience:
             epoch = state["epoch"] + 1
             t0 = time.perf_counter()
-            torch.manual_seed(_epoch_seed(self.seed, gi, epoch))
+            torch.manual_seed(_epoch_seed(self.seed, gi, epoch, rank if world > 1 else None))
             net.train()
             total, count = 0.0, 0
-            for xb, yb in self._batches(source, gcache, targets, _epoch_seed(self.seed, gi, epoch), dev):
+            seed = _epoch_seed(self.seed, gi, epoch)
+            batches = (self._batches(source, gcache, targets, seed, dev) if world == 1
+                       else self._shard_batches(source, gcache, targets, seed, dev, rank, world))
+            for xb, yb in batches:
                 opt.zero_grad(set_to_none=True)
                 with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext():
-                    loss = loss_fn(net(xb), yb)
+                    loss = loss_fn(trained(xb), yb)
                 loss.backward()
                 opt.step()
                 if sched is not None:
                     sched.step()
                 total += float(loss.detach()) * xb.shape[0]
                 count += xb.shape[0]
-            val_mae = self._val_mae(net, xv, yv, dev, use_amp)
+            if world > 1:  # every rank's share of the loss and of the validation error, summed
+                total, count = ddp.all_sum(np.array([total, count])).tolist()
+            val_mae = self._val_mae(net, xv, yv, dev, use_amp, val_rows)
             improved = val_mae < state["best_score"]
             if improved:
                 state.update(best_score=val_mae, best_epoch=epoch, bad_epochs=0)
@@ -453,35 +541,42 @@ class MLPModel(Model):
                    "seconds": time.perf_counter() - t0}
             state["history"].append(rec)
             state["epoch"] = epoch
-            if ckpt is not None:
+            if ckpt is not None and rank == 0:
                 self._save_checkpoint(ckpt, net, opt, sched, state, best_weights)
             stop = progress(epoch, self.max_epochs, {**rec, "best_epoch": state["best_epoch"],
                                                      "best_val_mae": state["best_score"],
-                                                     "n_groups": len(self.target_groups_)})
-            if stop is True or (self.max_seconds is not None and time.perf_counter() - start > self.max_seconds):
+                                                     "n_groups": len(self.target_groups_)}) if rank == 0 else None
+            stop = stop is True or (self.max_seconds is not None and time.perf_counter() - start > self.max_seconds)
+            if world > 1:  # rank 0's clock and callback decide for all: every rank stops at the same epoch
+                stop = bool(ddp.broadcast(np.array([stop]))[0])
+            if stop:
                 break
         if best_weights is not None:
             net.load_state_dict(best_weights)
         if lin is not None:
-            full.gate.copy_(torch.from_numpy(self._choose_gates(full, xv, _GroupTargets(cols).validation(xv_np, Yv),
-                                                                dev, use_amp)))
+            gates = self._choose_gates(full, xv, _GroupTargets(cols).validation(xv_np, Yv), dev, use_amp, val_rows)
+            full.gate.copy_(torch.from_numpy(ddp.broadcast(gates)))
         return full, state["history"], state["best_epoch"]
 
     @torch.no_grad()
-    def _choose_gates(self, net: ResidualNet, xv, yv, dev, use_amp: bool) -> np.ndarray:
+    def _choose_gates(self, net: ResidualNet, xv, yv, dev, use_amp: bool, rows: slice | None = None) -> np.ndarray:
         """Per target, the gate of :data:`GATE_GRID` with the lowest validation MAE of
-        ``ridge + gate * residual`` (ties go to the smaller gate: 0 is the ridge answer)."""
+        ``ridge + gate * residual`` (ties go to the smaller gate: 0 is the ridge answer).
+        Under DDP each rank scores its ``rows`` of the validation samples and the sums are added."""
         net.eval()
+        rows = rows or slice(0, xv.shape[0])
         grid = torch.tensor(GATE_GRID, dtype=torch.float32)
         abs_sum = torch.zeros(len(GATE_GRID), yv.shape[1], dtype=torch.float64)
         bs = max(1, (4096 if isinstance(yv, np.ndarray) else block_rows(yv.shape[1])) // len(GATE_GRID))
-        for s in range(0, xv.shape[0], bs):
-            x = xv[s:s + bs].to(dev)
+        for s in range(rows.start, rows.stop, bs):
+            e = min(s + bs, rows.stop)
+            x = xv[s:e].to(dev)
             with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext():
                 lin, res = net.linear(x).float().cpu(), net.body(x).float().cpu()
-            err = torch.from_numpy(np.asarray(yv[s:s + bs], np.float32)) - lin  # what the residual must explain
+            err = torch.from_numpy(np.asarray(yv[s:e], np.float32)) - lin  # what the residual must explain
             abs_sum += (err[None] - grid[:, None, None] * res[None]).abs().sum(dim=1, dtype=torch.float64)
-        return np.asarray(GATE_GRID, np.float32)[abs_sum.argmin(dim=0).numpy()]
+        total = torch.from_numpy(ddp.all_sum(abs_sum.numpy()))
+        return np.asarray(GATE_GRID, np.float32)[total.argmin(dim=0).numpy()]
 
     def _make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
         if self.optimizer == "adam":
@@ -489,7 +584,7 @@ class MLPModel(Model):
         return torch.optim.SGD(net.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
 
     def _steps_per_epoch(self, source) -> int:
-        return -(-source.n_samples // self.batch_size)
+        return steps_per_epoch(source.n_samples, self.batch_size, ddp.world()[1])
 
     def _make_schedule(self, opt, source):
         if self.schedule == "constant":
@@ -498,14 +593,19 @@ class MLPModel(Model):
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=total, pct_start=0.15)
 
     @torch.no_grad()
-    def _val_mae(self, net, xv, yv, dev, use_amp: bool) -> float:
+    def _val_mae(self, net, xv, yv, dev, use_amp: bool, rows: slice | None = None) -> float:
+        """Mean per-target validation MAE (standardized); under DDP each rank scores its
+        ``rows`` and the per-target sums are added over ranks."""
         net.eval()
+        rows = rows or slice(0, xv.shape[0])
         abs_sum = np.zeros(yv.shape[1])
         bs = 4096 if isinstance(yv, np.ndarray) else block_rows(yv.shape[1])  # targets on disk: by bytes
-        for s in range(0, xv.shape[0], bs):
+        for s in range(rows.start, rows.stop, bs):
+            e = min(s + bs, rows.stop)
             with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext():
-                p = net(xv[s:s + bs].to(dev)).float().cpu().numpy()
-            abs_sum += np.abs(p - yv[s:s + bs]).sum(axis=0)
+                p = net(xv[s:e].to(dev)).float().cpu().numpy()
+            abs_sum += np.abs(p - yv[s:e]).sum(axis=0)
+        abs_sum = ddp.all_sum(abs_sum)
         return float((abs_sum / xv.shape[0]).mean())
 
     # ---------------------------------------------------------- checkpoints
