@@ -8,6 +8,7 @@ on standard error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -263,17 +264,44 @@ def _cmd_inspect(args) -> int:
     return 0
 
 
-def _cmd_train(args) -> int:
-    from .store import check_run_name, save_run
-    from .training import evaluate_external, train_run
+def _run_name(args) -> str:
+    """The run's name: ``--name``, or ``<data file stem>-<model>``."""
+    data = args.data.replace(":", "-") if args.data == "demo" or args.data.startswith("demo:") else Path(args.data).name
+    return args.name or f"{data.split('.')[0]}-{args.model}"
 
+
+def _ddp_checkpoints(args) -> Path:
+    """Where a DDP training keeps its per-epoch checkpoints unless ``--checkpoint-dir`` says:
+    ``<runs dir>/.checkpoints/<run name>`` (removed once the run is saved)."""
+    return Path(args.checkpoint_dir or Path(args.runs_dir) / ".checkpoints" / _run_name(args))
+
+
+def _cmd_train(args) -> int:
+    from .distributed import ddp
+    from .store import check_run_name, save_run
+    from .training import evaluate_external, fit_split, train_run
+
+    rank, world = ddp.world()
+    if world > 1 and args.model != "mlp":
+        raise DgexError(f"torch DDP trains the network (--model mlp); {args.model} runs on one process, or on a "
+                        "Dask cluster with --dask")
     if args.name:  # refused now, not after the fit
         check_run_name(args.name, args.runs_dir, overwrite=args.overwrite)
+    name = _run_name(args)
+    check_run_name(name, args.runs_dir, overwrite=args.overwrite)
+    own_checkpoints = world > 1 and not args.checkpoint_dir
+    if own_checkpoints:
+        args.checkpoint_dir = str(_ddp_checkpoints(args))
+    if rank > 0:
+        ddp.barrier()  # rank 0 reads (and caches) the data first
     ds, dname = _load_dataset(args.data, args.landmarks, args.allow_missing_landmarks, args.sample_sheet,
                               args.normalize, args.platform)
+    if rank == 0 and world > 1:
+        ddp.barrier()
     model = _model_from_args(args)
-    name = args.name or f"{Path(dname).name.split('.')[0]}-{args.model}"
-    check_run_name(name, args.runs_dir, overwrite=args.overwrite)
+    if rank > 0:  # the other ranks train their shards alongside rank 0, which scores and saves the run
+        fit_split(model, ds, ds.split(val=args.val, test=args.test, seed=args.seed, group_by=args.group_by))
+        return 0
     bar = _Bar(f"train {args.model}", "epoch" if args.model in ("mlp", "choice") else "step")
     try:
         run = train_run(ds, model, name, val=args.val, test=args.test, seed=args.seed, group_by=args.group_by,
@@ -286,6 +314,12 @@ def _cmd_train(args) -> int:
         ev = evaluate_external(run, ext, quantile=args.quantile)
         run.metrics["external"] = {"dataset": ename, **ev.summary}
     path = save_run(run, args.runs_dir, overwrite=args.overwrite)
+    if own_checkpoints:
+        import shutil
+
+        shutil.rmtree(args.checkpoint_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the .checkpoints folder too, once empty
+            Path(args.checkpoint_dir).parent.rmdir()
     print(f"run {name} ({run.family}) saved to {path}: {run.config['split']['n_train']} train, "
           f"{run.config['split']['n_val']} validation, {run.config['split']['n_test']} test samples; "
           f"{len(run.model.landmark_ids_)} landmarks -> {len(run.model.target_ids_)} targets; "
@@ -537,6 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quantile-normalize the external dataset to the training distribution")
     t.add_argument("--allow-missing-landmarks", action="store_true", help="proceed with the landmarks present")
     t.add_argument("--checkpoint-dir", help="(mlp) write a checkpoint each epoch here; rerun to resume")
+    t.add_argument("--nproc", type=_positive_int, default=None, metavar="N",
+                   help="(mlp) train on N processes of this machine with torch DDP (gloo on CPU, NCCL on GPUs), "
+                        "each on its shard of the samples; across machines run torchrun -m dgex_core.cli train")
     t.add_argument("--keep-predictions", action="store_true", help="store the test-set predictions in the run")
     t.add_argument("--overwrite", action="store_true", help="replace a run of the same name")
     t.set_defaults(func=_cmd_train)
@@ -606,14 +643,64 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _launch_ddp(args, argv: Sequence[str]) -> int:
+    """``dgex train --nproc N``: the same command on N ranks started by torch's launcher."""
+    from .distributed import ddp
+    from .store import check_run_name
+
+    if args.model != "mlp":
+        raise DgexError(f"--nproc trains the network with torch DDP (--model mlp); for {args.model} use --dask local:N")
+    if args.dask or os.environ.get("DGEX_DASK_SCHEDULER"):
+        raise DgexError("--nproc and --dask do not combine: the network trains under torch DDP, not on Dask")
+    check_run_name(_run_name(args), args.runs_dir, overwrite=args.overwrite)  # refused before N processes start
+    rest, skip = [], False
+    for a in argv:  # the children get the same command without --nproc
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    ckpt = _ddp_checkpoints(args)
+    return ddp.launch(args.nproc, [*rest, "--runs-dir", args.runs_dir], resume_hint=lambda: (
+        f"rerun the same command to resume from the checkpoint of the last finished epoch in {ckpt}"
+        if any(ckpt.glob("checkpoint-*")) else "no epoch had finished, so a rerun starts afresh"))
+
+
+def _ddp_rank(args) -> int:
+    """One rank of a DDP training (started by ``--nproc`` or torchrun): the command inside the
+    process group; a lost peer ends it with one line (the launcher names the rank that failed)."""
+    from .distributed import ddp
+
+    rank = os.environ.get("RANK", "?")
+    try:
+        with ddp.process_group_from_env():
+            return args.func(args)
+    except RuntimeError as e:  # a collective whose peer is gone (gloo / NCCL)
+        if args.debug:
+            raise
+        first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        if any(w in first for w in ("gloo", "NCCL", "Connection", "peer")):
+            first = "lost contact with another rank"
+        print(f"dgex {args.command} (rank {rank}): stopped: {first[:300]}", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     if getattr(args, "runs_dir", "x") is None:
         from .store import default_runs_dir
 
         args.runs_dir = str(default_runs_dir())
+    from .distributed import ddp
+
     previous = _terminate_cleanly()
     try:
+        if getattr(args, "nproc", None) and args.nproc > 1 and not ddp.launched():
+            return _launch_ddp(args, argv)
+        if args.command == "train" and ddp.launched():
+            return _ddp_rank(args)
         if hasattr(args, "dask") and (args.dask or os.environ.get("DGEX_DASK_SCHEDULER")):
             from .distributed import dask_client
 
@@ -624,7 +711,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"dgex {args.command}: error: {msg}", file=sys.stderr)
+        rank = ddp.world()[0] if ddp.launched() else 0
+        print(f"dgex {args.command}: error" + (f" (rank {rank})" if rank else "") + f": {msg}", file=sys.stderr)
         return 1
     except MemoryError as e:
         if args.debug:

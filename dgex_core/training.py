@@ -35,7 +35,7 @@ from .preprocess import QuantileNormalizer, normalization_of
 from .store import Run
 from .trust import DistributionCheck
 
-__all__ = ["WELL_INFERRED_R", "evaluate_external", "predict_with_run", "quantile_to_reference", "run_split", "train_run",
+__all__ = ["WELL_INFERRED_R", "evaluate_external", "fit_split", "predict_with_run", "quantile_to_reference", "run_split", "train_run",
            "well_inferred_flags"]
 
 #: Default Pearson r on validation above which a target counts as well inferred.
@@ -106,6 +106,18 @@ def missing_values_report(dataset: Dataset, split: Split) -> str:
             "drop those samples or genes, or fill them (e.g. with each gene's training mean) before training")
 
 
+def fit_split(model: Model, dataset: Dataset, split: Split, progress: Progress | None = None) -> Model:
+    """Fit ``model`` on the training samples of ``split`` (settings, early stopping on its
+    validation samples); missing values are reported by sample and gene. Under torch
+    DDP every rank calls this on the same split and trains on its own shard."""
+    try:
+        return model.fit(split.train, split.val if split.val.n_samples else None, progress=progress)
+    except ModelError as e:
+        if "missing" not in str(e):
+            raise
+        raise ModelError(missing_values_report(dataset, split)) from None
+
+
 def train_run(
     dataset: Dataset,
     model: Model,
@@ -148,12 +160,7 @@ def train_run(
     """
     split = split or dataset.split(val=val, test=test, seed=seed, group_by=group_by)
     t0 = time.perf_counter()
-    try:
-        model.fit(split.train, split.val if split.val.n_samples else None, progress=progress)
-    except ModelError as e:
-        if "missing" not in str(e):
-            raise
-        raise ModelError(missing_values_report(dataset, split)) from None
+    fit_split(model, dataset, split, progress)
     fit_seconds = time.perf_counter() - t0
 
     metrics: dict = {"fit_seconds": fit_seconds}

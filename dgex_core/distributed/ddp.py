@@ -19,7 +19,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 
 import numpy as np
@@ -76,7 +76,11 @@ def process_group_from_env() -> Iterator[None]:
     dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
     try:
         yield
+        dist.barrier()  # every rank leaves together, once rank 0 has saved the run
     finally:
+        import gc
+
+        gc.collect()  # DDP wrappers left in reference cycles hold the group: free them before it goes
         dist.destroy_process_group()
 
 
@@ -144,12 +148,12 @@ def _signal_name(exitcode: int) -> str:
     return f"exit code {exitcode}"
 
 
-def launch(nproc: int, argv: Sequence[str], resume_hint: str = "") -> int:
+def launch(nproc: int, argv: Sequence[str], resume_hint: Callable[[], str] | None = None) -> int:
     """Run ``python -m dgex_core.cli *argv`` as ``nproc`` ranks on this machine (gloo or NCCL).
 
     Each rank gets ``cores / nproc`` threads. Returns 0 when every rank finished; when
     one stops (killed, out of memory, an error), the others are stopped too and this
-    prints which rank failed and how, plus ``resume_hint``, and returns 1.
+    prints which rank failed and how, plus ``resume_hint()`` (what a rerun does), and returns 1.
     """
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
@@ -162,16 +166,17 @@ def launch(nproc: int, argv: Sequence[str], resume_hint: str = "") -> int:
     ])
     import logging
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)  # the failure is reported below
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the failure is reported below
     try:
         run(args)
     except ChildFailedError as e:
         failures = sorted(e.failures.items())
-        first = e.get_first_failure()[1]
-        crashed = [f for _, f in failures if f.exitcode != -signal.SIGTERM] or [first]
-        what = "; ".join(f"rank {f.local_rank} of {nproc} (pid {f.pid}) stopped with {_signal_name(f.exitcode)}"
-                         for f in crashed)
+        # the cause: a rank killed by a signal (not the SIGTERM that stops the rest), else one that failed
+        crashed = ([(r, f) for r, f in failures if f.exitcode < 0 and f.exitcode != -signal.SIGTERM]
+                   or [(r, f) for r, f in failures if f.exitcode > 0] or [e.get_first_failure()])
+        what = "; ".join(f"rank {r} of {nproc} (pid {f.pid}) stopped with {_signal_name(f.exitcode)}"
+                         for r, f in crashed)
         print(f"dgex {argv[0] if argv else ''}: error: {what}; the other ranks were stopped"
-              + (f"; {resume_hint}" if resume_hint else ""), file=sys.stderr)
+              + (f"; {resume_hint()}" if resume_hint else ""), file=sys.stderr)
         return 1
     return 0
