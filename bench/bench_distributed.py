@@ -1,8 +1,11 @@
-"""What a Dask cluster costs on the cores one process would use: ``--dask local:2`` against
-one process with two BLAS threads, same data, same dtype (float64), same machine.
+"""What scale-out costs on the cores one process would use: ``--dask local:2`` against one
+process with two BLAS threads (linear regression, KNN-GE, prediction; float64), and the
+D-GEX network under torch DDP on 2 processes of one thread each against one process of
+two threads (float32), same data, same machine.
 
-    .venv/bin/python bench/bench_distributed.py            # 30,000 x 978 -> 4,000 (linear), KNN-GE
-    .venv/bin/python bench/bench_distributed.py --samples 60000
+    .venv/bin/python bench/bench_distributed.py                 # both parts
+    .venv/bin/python bench/bench_distributed.py --part dask --samples 60000
+    .venv/bin/python bench/bench_distributed.py --part ddp      # 16,000 x 978 -> 1,000 -> 4,000
 
 The data sit in sample-major files (``bench/tmp/distributed``, removed after), as a
 cluster meets them: each worker reads its own partitions, and the one process reads the
@@ -13,11 +16,20 @@ training set. Prediction: a linear run applied to a 20,000-profile GCTX plate wr
 GCTX (blocks predicted on the workers, written in order by one writer). Reports seconds, the ratio (cluster / one process), the achieved FLOP
 rate against the machine's measured matrix-multiply rate, and the client's peak memory;
 writes ``bench/results/distributed.json``. The cluster's start (~3 s) is reported apart.
+
+DDP: the default network (978 -> 1,000 -> 4,000 with its frozen linear path, dropout, batches
+of 200) trained for a few epochs on data in memory, by one process (``torch`` on two
+threads) and by two ranks (gloo, one thread each, batches of 100 per rank: the same
+combined batch), each run a subprocess measured for peak memory. Reports the median
+epoch time (first epoch left out), the ratio, the achieved FLOP rate against torch's
+measured float32 matrix-multiply rate, and the validation MAE each reached; writes
+``bench/results/distributed_ddp.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -54,12 +66,25 @@ def _to_file(path: Path, values: np.ndarray) -> NpyRows:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=30_000)
+    ap.add_argument("--part", choices=["all", "dask", "ddp"], default="all")
+    ap.add_argument("--samples", type=int, default=None, help="default 30,000 (dask), 16,000 (ddp)")
     ap.add_argument("--targets", type=int, default=4_000)
     ap.add_argument("--landmarks", type=int, default=978)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=4, help="(ddp) epochs of each training")
+    ap.add_argument("--batches", default="200,1000", help="(ddp) batch sizes to measure (default 200,1000)")
+    ap.add_argument("--ddp-rank", nargs=3, metavar=("DATA", "OUT", "BATCH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    n, p, t = args.samples, args.landmarks, args.targets
+    if args.ddp_rank:
+        return _ddp_rank(*args.ddp_rank, epochs=args.epochs)
+    if args.part in ("all", "dask"):
+        dask_part(args)
+    if args.part in ("all", "ddp"):
+        ddp_part(args)
+
+
+def dask_part(args) -> None:
+    n, p, t = args.samples or 30_000, args.landmarks, args.targets
     X, Y = _data(n, p, t)
     lm, tg = [f"L{i}" for i in range(p)], [f"T{j}" for j in range(t)]
     # on disk, as a cluster meets its data: sample-major files every worker reads itself
@@ -138,6 +163,96 @@ def main() -> None:
               f"(x{r['ratio']}; {r['dask_gflops']} of {round(rate, 1)} GFLOP/s)")
     print(f"coefficients differ by {rel:.1e}, predictions by {pred_rel:.1e} (relative); cluster start {start:.1f} s; "
           f"wrote {path}")
+
+
+HIDDEN = 1000
+
+
+def _ddp_rank(data: str, out: str, batch: str, epochs: int) -> None:
+    """One training (one process, or one rank of a DDP job: the environment says), timings to ``out``."""
+    import json
+    import os
+
+    import torch
+
+    from dgex_core.distributed import ddp
+    from dgex_core.models.mlp import MLPModel
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    d = Path(data)
+    X, Y, Xv, Yv = (np.load(d / f"{k}.npy") for k in ("x", "y", "xv", "yv"))
+    ids = [f"L{i}" for i in range(X.shape[1])], [f"T{j}" for j in range(Y.shape[1])]
+    model = MLPModel(hidden=(HIDDEN,), max_epochs=epochs, device="cpu", batch_size=int(batch))
+    group = ddp.process_group_from_env() if ddp.launched() else contextlib.nullcontext()
+    with group:
+        t0 = time.perf_counter()
+        model.fit_source(ArraySource(X, Y), *ids, (Xv, Yv))
+        fit = time.perf_counter() - t0
+        if ddp.is_main():
+            Path(out).write_text(json.dumps({"fit_s": fit, "epoch_s": [h["seconds"] for h in model.history_],
+                                             "val_mae": [h["val_mae"] for h in model.history_],
+                                             "world": ddp.world()[1], "threads": torch.get_num_threads(),
+                                             "peak_rss_gb": round(peak_rss_gb(), 2)}))
+
+
+def ddp_part(args) -> None:
+    import json
+    import os
+    import socket
+    import subprocess
+
+    from _common import run_measured
+
+    n, p, t = args.samples or 16_000, args.landmarks, args.targets
+    X, Y = _data(n + 2000, p, t)
+    d = TMP / "ddp"
+    d.mkdir(parents=True, exist_ok=True)
+    for k, v in (("x", X[:n]), ("y", Y[:n]), ("xv", X[n:]), ("yv", Y[n:])):
+        np.save(d / f"{k}.npy", v.astype(np.float32))
+    del X, Y
+    me = [sys.executable, str(Path(__file__).resolve()), "--epochs", str(args.epochs), "--ddp-rank", str(d)]
+    clean = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")}
+    n_weights = p * HIDDEN + HIDDEN * t  # the body's matrices (the frozen ridge is forward-only)
+    flops = 3 * 2.0 * n * n_weights  # forward + backward (two products) per sample, per epoch
+    rate = matmul_rate(np.float32, lib="torch")
+    by_batch = {}
+    for batch in [int(b) for b in args.batches.split(",")]:
+        one = run_measured([*me, str(d / "one.json"), str(batch)], env={**clean, "OMP_NUM_THREADS": "2"})
+        if one.get("exit_code"):
+            raise SystemExit(f"the one-process training failed: {one.get('stderr_tail')}")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = str(sock.getsockname()[1])
+        ranks = [subprocess.Popen([*me, str(d / "ddp.json"), str(batch)], env={
+            **clean, "OMP_NUM_THREADS": "1", "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}) for r in range(2)]
+        t0 = time.perf_counter()
+        codes = [r.wait() for r in ranks]
+        ddp_wall = time.perf_counter() - t0
+        if any(codes):
+            raise SystemExit(f"a DDP rank failed: exit codes {codes}")
+        a, b = (json.loads((d / f).read_text()) for f in ("one.json", "ddp.json"))
+        ea, eb = float(np.median(a["epoch_s"][1:])), float(np.median(b["epoch_s"][1:]))
+        by_batch[str(batch)] = {
+            "one_process": {"threads": a["threads"], "epoch_s": round(ea, 3), "fit_s": round(a["fit_s"], 2),
+                            "gflops": round(flops / ea / 1e9, 1), "best_val_mae": round(min(a["val_mae"]), 4),
+                            "peak_rss_gb": one.get("peak_rss_gb")},
+            "ddp": {"ranks": 2, "threads_per_rank": b["threads"], "batch_per_rank": -(-batch // 2),
+                    "epoch_s": round(eb, 3), "fit_s": round(b["fit_s"], 2), "job_wall_s": round(ddp_wall, 2),
+                    "gflops": round(flops / eb / 1e9, 1), "best_val_mae": round(min(b["val_mae"]), 4),
+                    "rank0_peak_rss_gb": b["peak_rss_gb"]},
+            "epoch_ratio": round(eb / ea, 3), "overhead_pct": round(100 * (eb / ea - 1), 1)}
+        print(f"batch {batch}: DDP 2 x 1 thread {eb:.2f} s per epoch against one process of 2 threads {ea:.2f} s "
+              f"(x{eb / ea:.3f}); {flops / eb / 1e9:.1f} vs {flops / ea / 1e9:.1f} of {rate:.1f} GFLOP/s; "
+              f"best validation MAE {min(b['val_mae']):.4f} vs {min(a['val_mae']):.4f}")
+    out = {"data": {"samples": n, "validation": 2000, "landmarks": p, "targets": t, "dtype": "float32"},
+           "network": f"{p} -> {HIDDEN} -> {t} (frozen linear path, dropout, Adam)", "epochs": args.epochs,
+           "matmul_gflops_machine_float32_torch": round(rate, 1), "by_batch": by_batch,
+           "command": "bench/bench_distributed.py " + " ".join(sys.argv[1:])}
+    path = write_results("distributed_ddp", out)
+    for f in d.glob("*"):
+        f.unlink()
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
