@@ -68,6 +68,13 @@ class GeneErrorAccumulator:
         self.stp += (t * p).sum(0)
         return self
 
+    def merge(self, other: GeneErrorAccumulator) -> GeneErrorAccumulator:
+        """Add the sums of ``other`` (the same genes, other samples) into these."""
+        self.n += other.n
+        for name in ("abs", "sq", "st", "sp", "stt", "spp", "stp"):
+            getattr(self, name).__iadd__(getattr(other, name))
+        return self
+
     def compute(self, scale: np.ndarray | None = None) -> pd.DataFrame:
         """Per-gene ``mae``, ``rmse``, ``pearson`` (and ``mae_z`` = mae / scale when given)."""
         n = max(self.n, 1)
@@ -346,7 +353,9 @@ def evaluate_model(model, data, group_by: str | None = "auto", *, block_size: in
     Streams: samples are predicted and scored block by block (a dataset opened
     lazily is read once), so memory is bounded by a block and one gene block of the
     Spearman ranks, not by samples x genes. ``spearman=False`` skips the ranks (and
-    their scratch file) when MAE and Pearson r are all that is wanted.
+    their scratch file) when MAE and Pearson r are all that is wanted. With a current
+    Dask client (:func:`dgex_core.distributed.dask_client`) the blocks are predicted and
+    scored on its workers (:mod:`dgex_core.distributed.scoring`).
     """
     from ..errors import ModelError
 
@@ -370,16 +379,32 @@ def evaluate_model(model, data, group_by: str | None = "auto", *, block_size: in
     spill = ColumnSpill(data.n_samples, len(genes)) if spearman else None
     per_sample = np.empty(data.n_samples)
     scale64 = np.asarray(scale, np.float64)
+    from ..distributed import current_client
+
+    client = current_client()
     try:
-        for sl, pred, y in model.iter_predictions(data, block_size, with_targets=True):
-            t = y[:, cols] if cols.size != y.shape[1] or not np.array_equal(cols, np.arange(y.shape[1])) else y
-            p = pred[:, pcols] if pcols.size != pred.shape[1] else pred
-            acc.update(t, p)
-            per_sample[sl] = (np.abs(p.astype(np.float64) - t) / scale64).mean(axis=1)
-            if spill is not None:
-                spill.write(sl.start, t, p)
-            if progress:
-                progress(sl.stop, data.n_samples, {"stage": "scoring"})
+        if client is not None:
+            from ..distributed.scoring import score_on_cluster
+            from ..lazy import block_rows
+
+            bs = block_size or block_rows(data.n_landmarks + data.n_targets + len(model.target_ids_))
+            for sl, sums, ps, kept in score_on_cluster(client, model, data, bs, cols, pcols, scale64, spill is not None):
+                acc.merge(sums)
+                per_sample[sl] = ps
+                if kept is not None:
+                    spill.write(sl.start, *kept)
+                if progress:
+                    progress(sl.stop, data.n_samples, {"stage": "scoring on the cluster"})
+        else:
+            for sl, pred, y in model.iter_predictions(data, block_size, with_targets=True):
+                t = y[:, cols] if cols.size != y.shape[1] or not np.array_equal(cols, np.arange(y.shape[1])) else y
+                p = pred[:, pcols] if pcols.size != pred.shape[1] else pred
+                acc.update(t, p)
+                per_sample[sl] = (np.abs(p.astype(np.float64) - t) / scale64).mean(axis=1)
+                if spill is not None:
+                    spill.write(sl.start, t, p)
+                if progress:
+                    progress(sl.stop, data.n_samples, {"stage": "scoring"})
         pg = acc.compute(scale)
         if spill is not None:
             rho = np.empty(len(genes))

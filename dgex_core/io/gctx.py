@@ -27,6 +27,7 @@ Reading rules
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -34,7 +35,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from ..backends import DelegateBackend
+from ..backends import Backend, _ReopensFile
 from ..errors import DataFormatError, DatasetError
 from ..lazy import LazyMatrix
 from ..matrix import ExpressionMatrix, Provenance, as_id_index
@@ -591,6 +592,26 @@ def read_gctx(path: str | os.PathLike, *, samples: Selector = None, genes: Selec
         return f.read(samples, genes, dtype=dtype)
 
 
+class GctxBackend(_ReopensFile, Backend):
+    """The values of an open GCTX file, read through its own planned reads; pickled as
+    its path, so a Dask worker that receives it opens the file itself."""
+
+    def __init__(self, path: str | os.PathLike, _file: GCTXFile | None = None) -> None:
+        self._args = (str(path),)
+        self.file = _file or GCTXFile(path)
+        self.shape, self.dtype = tuple(self.file.shape), np.dtype(self.file.dtype)
+        self.chunk_rows = self.file.chunks[0] if self.file.chunks else None
+        self._lock = threading.Lock()
+
+    def read(self, rows, cols):
+        with self._lock:
+            return self.file._read_values(np.asarray(rows, dtype=np.int64),
+                                          None if cols is None else np.asarray(cols, np.int64), self.dtype)
+
+    def close(self) -> None:
+        self.file.close()
+
+
 def open_gctx(path: str | os.PathLike) -> LazyMatrix:
     """A GCTX file as a :class:`~dgex_core.lazy.LazyMatrix`: ids and metadata read, values on demand.
 
@@ -599,8 +620,7 @@ def open_gctx(path: str | os.PathLike) -> LazyMatrix:
     """
     f = GCTXFile(path)
     try:
-        backend = DelegateBackend(f.shape, f.dtype, lambda rows, cols: f._read_values(rows, cols, f.dtype), f.close,
-                            chunk_rows=f.chunks[0] if f.chunks else None)
+        backend = GctxBackend(path, f)
         return LazyMatrix(backend, f.col_ids, f.row_ids, f.col_meta(), f.row_meta(),
                           Provenance(str(f.path), "gctx"))
     except BaseException:
