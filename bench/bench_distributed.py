@@ -116,8 +116,8 @@ def dask_part(args) -> None:
     plate = write(ExpressionMatrix(X[:n_plate].astype(np.float32), [f"P{i}" for i in range(n_plate)], lm),
                   TMP / "plate.gctx")
 
-    def predict(tag):
-        return predict_file(run, plate, TMP / f"out_{tag}.gctx", block_size=2048)
+    def predict(tag, suffix="gctx"):
+        return predict_file(run, plate, TMP / f"out_{tag}.{suffix}", block_size=2048)
 
     flops_linear = 2.0 * n * p * (p + t)  # X'X (as syrk: half, counted whole) and X'Y
     flops_knn = 2.0 * Q.shape[0] * n * p
@@ -125,6 +125,7 @@ def dask_part(args) -> None:
     local_lin = best_of(linear, 2)
     local_knn = best_of(lambda: knn.predict(Q), 2)
     local_pred = best_of(lambda: predict("one"), 2)
+    local_zarr = best_of(lambda: predict("one", "zarr"), 2)
     coef_local = linear().coef_
     t0 = time.perf_counter()
     with dask_client(f"local:{args.workers}") as client:
@@ -136,6 +137,8 @@ def dask_part(args) -> None:
         dask_knn = best_of(lambda: knn.predict(Q), 2)
         predict("warm")
         dask_pred = best_of(lambda: predict("dask"), 2)
+        predict("warm", "zarr")
+        dask_zarr = best_of(lambda: predict("dask", "zarr"), 2)
         n_workers = len(client.scheduler_info()["workers"])
     rel = float(np.max(np.abs(coef_dask - coef_local)) / np.max(np.abs(coef_local)))
     flops_pred = 2.0 * n_plate * p * t
@@ -146,7 +149,9 @@ def dask_part(args) -> None:
     for name, a, b, fl in (("linear fit (X'X, X'Y, solve)", local_lin, dask_lin, flops_linear),
                            ("KNN-GE neighbour search, 4,000 queries", local_knn, dask_knn, flops_knn),
                            (f"dgex predict path, {n_plate:,} profiles GCTX -> GCTX (978 -> {t:,})", local_pred,
-                            dask_pred, flops_pred)):
+                            dask_pred, flops_pred),
+                           (f"dgex predict path, {n_plate:,} profiles GCTX -> AnnData-zarr, lz4 (978 -> {t:,}; "
+                            "workers write their blocks)", local_zarr, dask_zarr, flops_pred)):
         rows[name] = {"one_process_s": round(a, 3), "dask_s": round(b, 3), "ratio": round(b / a, 3),
                       "overhead_pct": round(100 * (b / a - 1), 1),
                       "one_process_gflops": round(fl / a / 1e9, 1), "dask_gflops": round(fl / b / 1e9, 1)}
@@ -155,9 +160,17 @@ def dask_part(args) -> None:
            "matmul_gflops_machine": round(rate, 1), "coef_max_rel_difference": rel, "predictions_max_rel_difference": pred_rel, "results": rows,
            "client_peak_rss_gb": round(peak_rss_gb(), 2),
            "command": "bench/bench_distributed.py " + " ".join(sys.argv[1:])}
+    import shutil
+
+    import anndata
+
+    za, zb = anndata.read_zarr(TMP / "out_one.zarr").X, anndata.read_zarr(TMP / "out_dask.zarr").X
+    out["zarr_predictions_max_rel_difference"] = float(np.max(np.abs(za.astype(np.float64) - zb)) / np.max(np.abs(za)))
     path = write_results("distributed", out)
     for f in [*TMP.glob("*.npy"), *TMP.glob("*.gctx")]:
         f.unlink()
+    for f in TMP.glob("*.zarr"):
+        shutil.rmtree(f)
     for name, r in rows.items():
         print(f"{name}: one process {r['one_process_s']} s, dask local:{n_workers} {r['dask_s']} s "
               f"(x{r['ratio']}; {r['dask_gflops']} of {round(rate, 1)} GFLOP/s)")

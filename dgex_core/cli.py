@@ -592,7 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("run", help="run name (in --runs-dir) or run folder")
     pr.add_argument("input", help="landmark profiles (L1000 GCT/GCTX, a table...)")
     pr.add_argument("-o", "--output", required=True, help="output file: .gctx, .gct, .parquet, .csv or .tsv")
-    pr.add_argument("--format", choices=["gctx", "gct", "parquet", "csv", "tsv"], help="override the suffix")
+    pr.add_argument("--format", choices=["gctx", "gct", "parquet", "csv", "tsv", "zarr"],
+                    help="override the suffix (.zarr: an AnnData-zarr store, a folder)")
     pr.add_argument("--block-size", type=_positive_int, default=None,
                     help="samples per block (default: ~128 MB of output per block, $DGEX_BLOCK_MB)")
     pr.add_argument("--compression", choices=["none", "gzip", "lzf", "lz4", "zstd", "snappy"],

@@ -25,6 +25,9 @@ format        streamed     where gene / sample metadata go
                            ``<name>.genes.<csv|tsv>``, one row per gene column, in
                            the same order (:func:`gene_meta_path`)
 ``gct``       no (whole)   GCT 1.3 row / column metadata; held in memory until close
+``zarr``      yes          an AnnData store (a ``.zarr`` folder, zarr format 2): ``var``
+                           (genes), ``obs`` (samples, written at close); ``X``
+                           chunked by blocks, so Dask workers write their own blocks
 ============  ===========  ==========================================================
 
 Why a side file for CSV / TSV rather than extra header rows: a CSV with one header
@@ -76,14 +79,17 @@ from .formats import COMPRESSIONS, EXPORT_FORMATS, resolve_compression
 from .gct import _Whole
 from .gctx import _GCTX, ParallelGzipGCTXWriter, RawChunkGCTXWriter
 from .rows import _Rows, gene_meta_path, read_gene_meta_from_parquet
+from .zarr import ZarrWriter, write_rows
 
-__all__ = ["COMPRESSIONS", "EXPORT_FORMATS", "BackgroundWriter", "ParallelGzipGCTXWriter", "RawChunkGCTXWriter", "gene_meta_path",
-           "open_block_writer", "read_gene_meta_from_parquet", "resolve_compression"]
+__all__ = ["COMPRESSIONS", "EXPORT_FORMATS", "BackgroundWriter", "ParallelGzipGCTXWriter", "RawChunkGCTXWriter",
+           "ZarrWriter", "gene_meta_path", "open_block_writer", "read_gene_meta_from_parquet", "resolve_compression",
+           "write_rows"]
 
 
 def open_block_writer(path: str | os.PathLike, gene_ids, gene_meta: pd.DataFrame | None = None,
                       format: str | None = None, *, compression: str | None = None, background: bool = False,
-                      max_queued: int = 1, on_written=None):
+                      max_queued: int = 1, on_written=None, n_samples: int | None = None,
+                      chunk_rows: int | None = None):
     """A writer of sample blocks to ``path`` in ``format`` (or the one its suffix names).
 
     Parameters
@@ -104,6 +110,8 @@ def open_block_writer(path: str | os.PathLike, gene_ids, gene_meta: pd.DataFrame
         With ``background``, blocks that may wait to be written (memory bound).
     on_written
         With ``background``, called with each block once written (see :class:`BackgroundWriter`).
+    n_samples, chunk_rows
+        (zarr) The number of samples to come and the samples per block (a chunk row of ``X``).
 
     Raises
     ------
@@ -116,6 +124,10 @@ def open_block_writer(path: str | os.PathLike, gene_ids, gene_meta: pd.DataFrame
     gene_meta = gene_meta if gene_meta is not None else pd.DataFrame(index=gene_ids)
     if fmt == "gctx":
         writer = _GCTX(path, gene_ids, gene_meta, codec)
+    elif fmt == "zarr":
+        if n_samples is None:
+            raise ValueError("an AnnData-zarr output needs n_samples (the number of samples to come)")
+        writer = ZarrWriter(path, gene_ids, gene_meta, codec, n_samples, chunk_rows or 1024)
     elif fmt == "gct":
         writer = _Whole(path, gene_ids, gene_meta, fmt)
     else:

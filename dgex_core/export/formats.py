@@ -10,7 +10,7 @@ from pathlib import Path
 
 __all__ = ["COMPRESSIONS", "EXPORT_FORMATS", "resolve_compression"]
 
-EXPORT_FORMATS = ("gctx", "gct", "parquet", "csv", "tsv")
+EXPORT_FORMATS = ("gctx", "gct", "parquet", "csv", "tsv", "zarr")
 
 #: Compressions each format accepts; the first is the default.
 COMPRESSIONS = {
@@ -19,6 +19,7 @@ COMPRESSIONS = {
     "csv": ("none",),
     "tsv": ("none",),
     "gct": ("none",),
+    "zarr": ("lz4", "zstd", "none"),
 }
 
 
@@ -35,7 +36,7 @@ def resolve_compression(path: str | os.PathLike, format: str | None = None,
     from ..io import format_from_suffix
 
     path = Path(path)
-    fmt = format or format_from_suffix(path)
+    fmt = format or ("zarr" if path.suffix.lower() == ".zarr" else format_from_suffix(path))
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"cannot write predictions to {path.name}: use one of {EXPORT_FORMATS} (or a matching suffix)")
     codec = COMPRESSIONS[fmt][0] if compression in (None, "default") else str(compression).lower()

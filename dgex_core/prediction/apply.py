@@ -220,14 +220,15 @@ def output_gene_meta(run: Run, clip: tuple[float, float] | None = None) -> pd.Da
 
 def _blocks(path: Path, block_size: int, normalize: str | None = None, landmark_ids=None,
             expect_unlogged: bool | None = None, platform: str | None = None,
-            ) -> Iterator[tuple[ExpressionMatrix, pd.Index, pd.DataFrame]]:
+            ) -> Iterator[tuple[ExpressionMatrix, pd.Index, pd.DataFrame, int]]:
     """The input by blocks of samples, whatever its format (:func:`dgex_core.io.open_matrix`):
     GCTX, h5ad and ARCHS4 read block by block, other formats through the on-disk cache
     (a table's orientation decided by the run's ``landmark_ids``).
     ``normalize`` (``"log2cpm"``, ``"log2"``) applies a per-sample normalization of
     :data:`~dgex_core.preprocess.NORMALIZATIONS`. ``expect_unlogged`` (True: counts or
     linear values expected, False: log-scaled) checks the input's first samples and
-    refuses a file on the other scale."""
+    refuses a file on the other scale. Each block comes with the input's gene ids,
+    gene metadata and number of samples."""
     from ..io import open_matrix
     from ..preprocess import NORMALIZATIONS, matrix_scale_problem
 
@@ -246,7 +247,7 @@ def _blocks(path: Path, block_size: int, normalize: str | None = None, landmark_
             m = m.with_row_transform(fn, label)
         for sl, values in m.iter_blocks(block_size):
             yield (ExpressionMatrix(values, m.sample_ids[sl], m.gene_ids, m.sample_meta.iloc[sl],
-                                    m.gene_meta, m.provenance), m.gene_ids, m.gene_meta)
+                                    m.gene_meta, m.provenance), m.gene_ids, m.gene_meta, m.n_samples)
     finally:
         m.close()
 
@@ -301,6 +302,18 @@ class _Prefetch:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _predict_into_store(run: Run, block: ExpressionMatrix, lm_pos: np.ndarray, missing: str, clip, store: str,
+                        start: int) -> ExpressionMatrix:
+    """Predict a block and write its values into rows ``start..`` of the zarr store (on a
+    Dask worker); returns the block's samples and metadata without the values."""
+    from ..export import write_rows
+
+    out = predict_matrix_block(run, block, lm_pos, missing, clip=clip)
+    write_rows(store, start, out.values)
+    return ExpressionMatrix(np.empty((out.n_samples, 0), np.float32), out.sample_ids, pd.Index([], dtype=object),
+                            out.sample_meta, None, out.provenance)
 
 
 def predict_file(
@@ -381,8 +394,9 @@ def predict_file(
     """
     input_path = Path(input_path)
     refuse_input_as_output(output_path, input_path)
-    output_target(output_path)  # a device, FIFO or folder is refused before any work
     fmt, codec = resolve_compression(output_path, format, compression)
+    if fmt != "zarr":  # a zarr store is a folder (ZarrWriter refuses anything else there)
+        output_target(output_path)  # a device, FIFO or folder is refused before any work
     genes = run.model.landmark_ids_.append(run.model.target_ids_)
     block_size = int(block_size) if block_size else default_block_size(len(genes))
     n_done, n_flagged, n_imputed, n_mostly_imputed, lm_pos, writer = 0, 0, 0, 0, None, None
@@ -409,10 +423,11 @@ def predict_file(
     remote_run = None if client is None else client.scatter(run, broadcast=True, hash=False)
     window = 0 if client is None else 2 * max(1, len(client.scheduler_info().get("workers", {})))
     pending: collections.deque = collections.deque()
+    remote_store, next_row = False, 0  # zarr from workers: whether, and the first row of the next block
 
-    def finish(out: ExpressionMatrix) -> None:
+    def finish(out: ExpressionMatrix, written_by_worker: bool = False) -> None:
         nonlocal n_done, n_imputed, n_mostly_imputed, n_clipped_values, n_clipped_samples, n_flagged
-        writer.append(out)
+        writer.record(out) if written_by_worker else writer.append(out)
         n_done += out.n_samples
         n_imputed += int((out.sample_meta["n_imputed"] > 0).sum())
         n_mostly_imputed += int((out.sample_meta["n_imputed"] > MAX_IMPUTED_SHARE * len(lm_pos)).sum())
@@ -423,19 +438,27 @@ def predict_file(
             progress(n_done, total, {"samples": n_done})
 
     try:
-        for block, gene_ids, gene_meta in reader:
+        for block, gene_ids, gene_meta, n_input in reader:
             if lm_pos is None:
                 lm_pos = landmark_columns(run, gene_ids, gene_meta, str(input_path))
+                total = n_input
+                # zarr from the workers: each writes its own blocks into the store, no values travel back
+                remote_store = client is not None and fmt == "zarr"
                 writer = open_block_writer(output_path, genes, output_gene_meta(run, clip_range), fmt,
-                                           compression=codec,
-                                           background=background,
-                                           on_written=(lambda b: written.release()) if background else None)
+                                           compression=codec, background=background and not remote_store,
+                                           on_written=(lambda b: written.release()) if background else None,
+                                           n_samples=n_input, chunk_rows=block_size)
                 recycle = not writer.retains_blocks
             if client is not None:
-                pending.append(client.submit(predict_matrix_block, remote_run, block, lm_pos, missing,
-                                             clip=clip_range, pure=False))
+                next_row += block.n_samples
+                if remote_store:
+                    pending.append(client.submit(_predict_into_store, remote_run, block, lm_pos, missing, clip_range,
+                                                 str(writer.store), next_row - block.n_samples, pure=False))
+                else:
+                    pending.append(client.submit(predict_matrix_block, remote_run, block, lm_pos, missing,
+                                                 clip=clip_range, pure=False))
                 while len(pending) > window:
-                    finish(pending.popleft().result())
+                    finish(pending.popleft().result(), remote_store)
                 continue
             while recycle and written.acquire(blocking=False):
                 spare.append(in_flight.popleft())
@@ -446,7 +469,7 @@ def predict_file(
             if recycle:
                 (in_flight if background else spare).append(buf)
         while pending:
-            finish(pending.popleft().result())
+            finish(pending.popleft().result(), remote_store)
         if writer is None:
             raise ModelError(f"{input_path}: no samples to predict")
         writer.close()

@@ -73,3 +73,34 @@ def test_dgex_train_and_predict_with_dask_local_2_give_the_one_process_results(t
     # product differently in the last bit (one float32 ulp, 1.2e-7 relative), never more
     np.testing.assert_allclose(read(tmp_path / "b.gctx").values, read(tmp_path / "a.gctx").values, rtol=2.4e-7,
                                atol=0)
+
+
+def test_zarr_written_by_the_workers_equals_one_process(cluster, tmp_path, monkeypatch):
+    """``out.zarr`` with a cluster: each worker writes its blocks into the AnnData store itself;
+    only the per-sample metadata come back, and the store equals the one-process one."""
+    import anndata as ad
+
+    ds = linear_data(n=300, seed=37)
+    run = train_run(ds, LinearModel(), "r")
+    plate = write(ExpressionMatrix(ds.landmarks[:47].astype(np.float32), [f"P{i}" for i in range(47)],
+                                   ds.landmark_ids), tmp_path / "plate.gctx")
+    one = predict_file(run, plate, tmp_path / "one.zarr", block_size=6)
+    returned = []
+    submit = cluster.submit
+
+    def spy(fn, *a, **kw):
+        fut = submit(fn, *a, **kw)
+        returned.append(fut)
+        return fut
+
+    monkeypatch.setattr(cluster, "submit", spy)
+    with use_client(cluster):
+        many = predict_file(run, plate, tmp_path / "many.zarr", block_size=6)
+    assert {k: v for k, v in one.items() if k != "output"} == {k: v for k, v in many.items() if k != "output"}
+    assert len(returned) == 8 and all(f.result().values.shape[1] == 0 for f in returned)  # no values travelled
+    a, b = ad.read_zarr(tmp_path / "one.zarr"), ad.read_zarr(tmp_path / "many.zarr")
+    assert list(b.obs_names) == [f"P{i}" for i in range(47)]
+    np.testing.assert_allclose(b.X, a.X, rtol=1e-10, atol=0)
+    pd.testing.assert_frame_equal(a.obs, b.obs)
+    pd.testing.assert_frame_equal(a.var, b.var)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.zarr", "one.zarr", "plate.gctx"]  # no temporaries
