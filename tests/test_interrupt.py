@@ -21,7 +21,7 @@ from .helpers import cli
 
 
 def _cmd(name, ckpt, cfg):
-    return [sys.executable, "-m", "dgex_core.cli", "train", "--data", "demo:2000x200", "--model", "mlp",
+    return [sys.executable, "-m", "dgex_core.cli", "train", "--data", "demo:3000x500", "--model", "mlp",
             "--config", str(cfg), "--checkpoint-dir", str(ckpt), "--name", name]
 
 
@@ -43,7 +43,7 @@ def _checkpoint_epoch(ckpt) -> int:
 def test_killed_training_resumes_to_the_same_result(tmp_path, sig):
     env = {**os.environ, "DGEX_DATA_DIR": str(tmp_path / "data"), "DGEX_RUNS_DIR": str(tmp_path / "runs")}
     cfg = tmp_path / "mlp.json"
-    cfg.write_text(json.dumps({"hidden": [384], "max_epochs": 10, "dropout": 0.2}))
+    cfg.write_text(json.dumps({"hidden": [1024], "max_epochs": 10, "dropout": 0.2}))
     subprocess.run(_cmd("whole", tmp_path / "ck-whole", cfg), env=env, check=True, capture_output=True, timeout=600)
 
     ck = tmp_path / "ck-killed"

@@ -15,6 +15,7 @@ import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from ..io.gctx_write import GCTXWriter, refuse_written_again
 from ..matrix import ExpressionMatrix
 from .base import BlockWriter, n_threads
 
-__all__ = ["GZIP_LEVEL", "ParallelGzipGCTXWriter", "RawChunkGCTXWriter"]
+__all__ = ["GZIP_LEVEL", "ParallelGzipGCTXWriter", "RawChunkGCTXWriter", "RowsPlan", "store_rows", "write_planned"]
 
 #: Deflate level of ``compression="gzip"`` (cmapPy's).
 GZIP_LEVEL = 6
@@ -41,6 +42,17 @@ class _GCTX(BlockWriter):
 
     def append(self, block: ExpressionMatrix) -> None:
         self._w.append(block)
+
+    @property
+    def workers_write(self) -> bool:
+        """Whether other processes may write blocks' values (:meth:`reserve`, :func:`write_planned`)."""
+        return isinstance(self._w, RawChunkGCTXWriter)
+
+    def reserve(self, n_rows: int) -> RowsPlan:
+        return self._w.reserve(n_rows)
+
+    def record(self, block: ExpressionMatrix) -> None:
+        self._w.record(block)
 
     def close(self) -> Path:
         return self._w.close()
@@ -178,30 +190,40 @@ class RawChunkGCTXWriter(_ChunkStoringGCTXWriter):
         return ds
 
     def _store(self, start: int, values: np.ndarray) -> None:
-        rows, cols = self._ds.chunks
-        itemsize = self.dtype.itemsize
-        values = np.ascontiguousarray(values)
-        row_bytes, chunk_row_bytes = values.shape[1] * itemsize, cols * itemsize
-        flat = memoryview(values).cast("B")
-        pad = memoryview(bytes(chunk_row_bytes))  # zeros for the genes an edge chunk lacks
-        stop = start + len(values)
-        offsets = self._chunk_offsets(start - start % rows)
-        lo, hi = None, None
-        for band in range(start - start % rows, stop, rows):
-            r0, r1 = max(start, band), min(stop, band + rows)  # the block's rows of this chunk row
-            for c in range(0, values.shape[1], cols):
-                width = min(cols, values.shape[1] - c) * itemsize
-                pieces = []  # the chunk's rows straight from the block: no copy in Python
-                for r in range(r0 - start, r1 - start):
-                    a = r * row_bytes + c * itemsize
-                    pieces.append(flat[a:a + width])
-                    if width < chunk_row_bytes:
-                        pieces.append(pad[:chunk_row_bytes - width])
-                at = offsets[band, c] + (r0 - band) * chunk_row_bytes
-                _pwritev_all(self._fd, pieces, at)
-                lo, hi = (at if lo is None else min(lo, at)), max(hi or 0, at + (r1 - r0) * chunk_row_bytes)
-        if lo is not None:
-            self._write_behind(lo, hi)
+        offsets = self._chunk_offsets(start - start % self._ds.chunks[0])
+        span = store_rows(self._fd, np.ascontiguousarray(values, dtype=self.dtype), start, self._ds.chunks, offsets)
+        if span is not None:
+            self._write_behind(*span)
+
+    def reserve(self, n_rows: int) -> RowsPlan:
+        """Grow the matrix by ``n_rows`` samples whose values another process (a Dask
+        worker) writes with :func:`write_planned`; their ids and metadata follow, in the
+        same order, through :meth:`record`."""
+        self._check_open()
+        start = self._reserved
+        self._ds.resize((start + n_rows, self._ds.shape[1]))
+        self._reserved = start + n_rows
+        rows = self._ds.chunks[0]
+        offsets = {k: v for k, v in self._chunk_offsets(start - start % rows).items() if k[0] < start + n_rows}
+        return RowsPlan(self._h5.filename, start, n_rows, tuple(self._ds.chunks), self.dtype.str, offsets)
+
+    def record(self, block: ExpressionMatrix) -> None:
+        """The ids and metadata of the next reserved samples, their values already written."""
+        self._check_open()
+        ids = block.sample_ids
+        refuse_written_again(self.path, ids, self._seen)
+        self._seen.update(ids)
+        self._sample_ids.append(ids)
+        self._sample_meta.append(block.sample_meta)
+        self.n_samples += block.n_samples
+
+    @property
+    def _reserved(self) -> int:
+        return max(getattr(self, "_reserved_rows", 0), self.n_samples)
+
+    @_reserved.setter
+    def _reserved(self, value: int) -> None:
+        self._reserved_rows = value
 
     def _write_behind(self, lo: int, hi: int) -> None:
         """Hand the bytes of earlier blocks to the disk and out of the page cache.
@@ -249,6 +271,60 @@ class RawChunkGCTXWriter(_ChunkStoringGCTXWriter):
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+
+class RowsPlan(NamedTuple):
+    """Where the values of samples ``start..start + n_rows`` go in a GCTX being written:
+    the temporary file and the byte offset of each allocated chunk (by its corner)."""
+
+    file: str
+    start: int
+    n_rows: int
+    chunks: tuple[int, int]
+    dtype: str
+    offsets: dict
+
+
+def write_planned(plan: RowsPlan, values: np.ndarray) -> None:
+    """Write a block's values (``plan.n_rows`` x genes) where ``plan`` says (on a Dask worker:
+    the file must be on a filesystem it shares with the writer)."""
+    if values.shape[0] != plan.n_rows:
+        raise ValueError(f"{values.shape[0]} rows for a plan of {plan.n_rows}")
+    fd = os.open(plan.file, os.O_WRONLY)
+    try:
+        store_rows(fd, np.ascontiguousarray(values, dtype=np.dtype(plan.dtype)), plan.start, plan.chunks, plan.offsets)
+    finally:
+        os.close(fd)
+
+
+def store_rows(fd: int, values: np.ndarray, start: int, chunks: tuple[int, int],
+               offsets: dict) -> tuple[int, int] | None:
+    """Write C-contiguous ``values`` (samples ``start..`` x genes) into their allocated,
+    uncompressed chunks (``offsets``: file offset by chunk corner) with ``os.pwritev``;
+    returns the range of file bytes written. A chunk is stored row-major, so a block's
+    rows of one chunk are one contiguous run of bytes: blocks that share a chunk write
+    disjoint bytes of it."""
+    rows, cols = chunks
+    itemsize = values.dtype.itemsize
+    row_bytes, chunk_row_bytes = values.shape[1] * itemsize, cols * itemsize
+    flat = memoryview(values).cast("B")
+    pad = memoryview(bytes(chunk_row_bytes))  # zeros for the genes an edge chunk lacks
+    stop = start + len(values)
+    lo, hi = None, None
+    for band in range(start - start % rows, stop, rows):
+        r0, r1 = max(start, band), min(stop, band + rows)  # the block's rows of this chunk row
+        for c in range(0, values.shape[1], cols):
+            width = min(cols, values.shape[1] - c) * itemsize
+            pieces = []  # the chunk's rows straight from the block: no copy in Python
+            for r in range(r0 - start, r1 - start):
+                a = r * row_bytes + c * itemsize
+                pieces.append(flat[a:a + width])
+                if width < chunk_row_bytes:
+                    pieces.append(pad[:chunk_row_bytes - width])
+            at = offsets[band, c] + (r0 - band) * chunk_row_bytes
+            _pwritev_all(fd, pieces, at)
+            lo, hi = (at if lo is None else min(lo, at)), max(hi or 0, at + (r1 - r0) * chunk_row_bytes)
+    return None if lo is None else (lo, hi)
 
 
 def _pwritev_all(fd: int, pieces: list[memoryview], offset: int) -> None:

@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,7 @@ from .._atomic import _tmp_prefix, sweep_stale
 from ..errors import OutputError
 from .base import BlockWriter
 
-__all__ = ["GENE_CHUNK", "ZarrWriter", "is_zarr_store", "write_rows"]
+__all__ = ["GENE_CHUNK", "ZarrRows", "ZarrWriter", "is_zarr_store", "write_planned", "write_rows"]
 
 #: Genes per chunk of ``X`` (a reader of a few genes reads a few chunks, not whole rows).
 GENE_CHUNK = 4096
@@ -45,6 +46,18 @@ def _compressor(codec: str):
     from numcodecs import Blosc
 
     return Blosc(cname=codec, clevel=5, shuffle=Blosc.SHUFFLE)
+
+
+class ZarrRows(NamedTuple):
+    """Where a block's values go: rows ``start..`` of the store's ``X``."""
+
+    store: str
+    start: int
+
+
+def write_planned(plan: ZarrRows, values: np.ndarray) -> None:
+    """Write a block's values where :meth:`ZarrWriter.reserve` said (on a Dask worker)."""
+    write_rows(plan.store, plan.start, values)
 
 
 def write_rows(store: str | os.PathLike, start: int, values: np.ndarray) -> None:
@@ -91,7 +104,7 @@ class ZarrWriter(BlockWriter):
         self.gene_ids = gene_ids
         self._ids: list[pd.Index] = []
         self._meta: list[pd.DataFrame] = []
-        self.row = 0
+        self.row = self._reserved = 0
         try:
             group = zarr.open_group(str(self.tmp), mode="w", zarr_format=2)
             group.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
@@ -113,6 +126,16 @@ class ZarrWriter(BlockWriter):
     def store(self) -> Path:
         """The temporary store the blocks go to until :meth:`close` (workers write there)."""
         return self.tmp
+
+    #: Other processes may write blocks' values (:meth:`reserve`, then :func:`write_planned`).
+    workers_write = True
+
+    def reserve(self, n_rows: int) -> ZarrRows:
+        """The place of the next ``n_rows`` samples, for a worker to write with
+        :func:`write_planned`; their ids and metadata follow, in order, through :meth:`record`."""
+        start = self._reserved
+        self._reserved += n_rows
+        return ZarrRows(str(self.tmp), start)
 
     def append(self, block) -> None:
         """Write a block (an :class:`~dgex_core.matrix.ExpressionMatrix` of the next samples)."""

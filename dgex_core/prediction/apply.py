@@ -304,14 +304,14 @@ class _Prefetch:
         self._thread.join()
 
 
-def _predict_into_store(run: Run, block: ExpressionMatrix, lm_pos: np.ndarray, missing: str, clip, store: str,
-                        start: int) -> ExpressionMatrix:
-    """Predict a block and write its values into rows ``start..`` of the zarr store (on a
-    Dask worker); returns the block's samples and metadata without the values."""
-    from ..export import write_rows
+def _predict_and_write(run: Run, block: ExpressionMatrix, lm_pos: np.ndarray, missing: str, clip,
+                       plan) -> ExpressionMatrix:
+    """Predict a block and write its values where the writer's ``plan`` says (on a Dask
+    worker); returns the block's samples and metadata without the values."""
+    from ..export import write_planned
 
     out = predict_matrix_block(run, block, lm_pos, missing, clip=clip)
-    write_rows(store, start, out.values)
+    write_planned(plan, out.values)
     return ExpressionMatrix(np.empty((out.n_samples, 0), np.float32), out.sample_ids, pd.Index([], dtype=object),
                             out.sample_meta, None, out.provenance)
 
@@ -423,7 +423,7 @@ def predict_file(
     remote_run = None if client is None else client.scatter(run, broadcast=True, hash=False)
     window = 0 if client is None else 2 * max(1, len(client.scheduler_info().get("workers", {})))
     pending: collections.deque = collections.deque()
-    remote_store, next_row = False, 0  # zarr from workers: whether, and the first row of the next block
+    remote_store = False  # whether the workers write the output's values themselves
 
     def finish(out: ExpressionMatrix, written_by_worker: bool = False) -> None:
         nonlocal n_done, n_imputed, n_mostly_imputed, n_clipped_values, n_clipped_samples, n_flagged
@@ -442,18 +442,20 @@ def predict_file(
             if lm_pos is None:
                 lm_pos = landmark_columns(run, gene_ids, gene_meta, str(input_path))
                 total = n_input
-                # zarr from the workers: each writes its own blocks into the store, no values travel back
-                remote_store = client is not None and fmt == "zarr"
+                # zarr, or uncompressed GCTX, from the workers: each writes its own blocks into the
+                # output, no values travel back (else one writer here, in order)
+                remote_store = client is not None and (fmt == "zarr" or (fmt == "gctx" and codec == "none"
+                                                                         and hasattr(os, "pwritev")))
                 writer = open_block_writer(output_path, genes, output_gene_meta(run, clip_range), fmt,
                                            compression=codec, background=background and not remote_store,
                                            on_written=(lambda b: written.release()) if background else None,
                                            n_samples=n_input, chunk_rows=block_size)
+                remote_store = remote_store and getattr(writer, "workers_write", False)
                 recycle = not writer.retains_blocks
             if client is not None:
-                next_row += block.n_samples
                 if remote_store:
-                    pending.append(client.submit(_predict_into_store, remote_run, block, lm_pos, missing, clip_range,
-                                                 str(writer.store), next_row - block.n_samples, pure=False))
+                    pending.append(client.submit(_predict_and_write, remote_run, block, lm_pos, missing, clip_range,
+                                                 writer.reserve(block.n_samples), pure=False))
                 else:
                     pending.append(client.submit(predict_matrix_block, remote_run, block, lm_pos, missing,
                                                  clip=clip_range, pure=False))

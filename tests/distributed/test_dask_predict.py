@@ -31,14 +31,21 @@ def cluster():
 
 @pytest.mark.parametrize("family", ["linear", "knn"])
 @pytest.mark.parametrize("fmt", ["gctx", "parquet"])
-def test_written_predictions_on_the_cluster_equal_one_process(cluster, tmp_path, family, fmt):
+def test_written_predictions_on_the_cluster_equal_one_process(cluster, tmp_path, family, fmt, monkeypatch):
+    """GCTX (uncompressed): the workers write their blocks' values into the file's allocated
+    chunks themselves; Parquet: the blocks come back to one writer, in order."""
     ds = linear_data(n=300, seed=37)
     run = train_run(ds, LinearModel() if family == "linear" else KNNModel(k=5), "r")
     plate = write(ExpressionMatrix(ds.landmarks[:47].astype(np.float32), [f"P{i}" for i in range(47)],
                                    ds.landmark_ids), tmp_path / "plate.gctx")
     one = predict_file(run, plate, tmp_path / "one" / f"out.{fmt}", block_size=6)
+    returned = []
+    submit = cluster.submit
+    monkeypatch.setattr(cluster, "submit", lambda fn, *a, **kw: returned.append(submit(fn, *a, **kw)) or returned[-1])
     with use_client(cluster):
         many = predict_file(run, plate, tmp_path / "dask" / f"out.{fmt}", block_size=6)
+    widths = {f.result().values.shape[1] for f in returned}
+    assert widths == ({0} if fmt == "gctx" else {len(run.model.landmark_ids_) + len(run.model.target_ids_)})
     assert {k: v for k, v in one.items() if k != "output"} == {k: v for k, v in many.items() if k != "output"}
     a, b = read(tmp_path / "one" / f"out.{fmt}"), read(tmp_path / "dask" / f"out.{fmt}")
     assert list(a.sample_ids) == list(b.sample_ids) == [f"P{i}" for i in range(47)]  # in order
