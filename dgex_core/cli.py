@@ -700,7 +700,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "nproc", None) and args.nproc > 1 and not ddp.launched():
             return _launch_ddp(args, argv)
-        if args.command == "train" and ddp.launched():
+        if ddp.launched():
+            if args.command != "train":
+                raise DgexError(f"torchrun starts ranks of a training (dgex train --model mlp); run dgex "
+                                f"{args.command} as one process (or on Dask with --dask)")
             return _ddp_rank(args)
         if hasattr(args, "dask") and (args.dask or os.environ.get("DGEX_DASK_SCHEDULER")):
             from .distributed import dask_client

@@ -103,3 +103,10 @@ def test_nproc_is_for_the_network(tmp_path):
     p = _dgex("train", "--data", "demo:300x50", "--model", "linear", "--nproc", "2", "--runs-dir", "r", cwd=tmp_path)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 1 and "--nproc trains the network" in err and "--dask" in err
+
+
+def test_only_training_runs_under_torchrun(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1"}
+    r = subprocess.run([sys.executable, "-m", "dgex_core.cli", "runs", "--runs-dir", "r"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "torchrun starts ranks of a training" in r.stderr
