@@ -293,11 +293,11 @@ def _cmd_train(args) -> int:
     if own_checkpoints:
         args.checkpoint_dir = str(_ddp_checkpoints(args))
     if rank > 0:
-        ddp.barrier()  # rank 0 reads (and caches) the data first
+        ddp.wait_for_all()  # rank 0 reads (and caches) the data first
     ds, dname = _load_dataset(args.data, args.landmarks, args.allow_missing_landmarks, args.sample_sheet,
                               args.normalize, args.platform)
     if rank == 0 and world > 1:
-        ddp.barrier()
+        ddp.wait_for_all()
     model = _model_from_args(args)
     if rank > 0:  # the other ranks train their shards alongside rank 0, which scores and saves the run
         fit_split(model, ds, ds.split(val=args.val, test=args.test, seed=args.seed, group_by=args.group_by))
@@ -374,7 +374,7 @@ def _cmd_predict(args) -> int:
         s = predict_file(run, args.input, args.output, format=args.format, block_size=args.block_size,
                          compression=args.compression,
                          missing=args.missing, progress=bar, clip=not args.no_clip,
-                         normalize=args.normalize or "run", platform=args.platform)
+                         normalize=args.normalize or "run", platform=args.platform, gather=args.gather)
     finally:
         bar.close()
     print(f"{s['samples']} samples: {s['landmarks']} measured + {s['targets']} inferred genes written to "
@@ -599,6 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--compression", choices=["none", "gzip", "lzf", "lz4", "zstd", "snappy"],
                     help="output codec: GCTX none (default, fastest), gzip (cmapPy's; ~10x slower, ~15%% smaller) "
                          "or lzf; Parquet lz4 (default), zstd, snappy, gzip or none")
+    pr.add_argument("--gather", action="store_true",
+                    help="(--dask) write every block from this process, also to an uncompressed GCTX or zarr, "
+                         "which the workers otherwise write (that needs a folder they share)")
     pr.add_argument("--no-clip", action="store_true",
                     help="keep inferred values outside the range of the training targets (default: clip them to it "
                          "and count them per sample in n_clipped)")

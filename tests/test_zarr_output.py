@@ -82,3 +82,19 @@ def test_a_zarr_store_replaces_the_previous_one(run_and_plate, tmp_path):
     a = ad.read_zarr(tmp_path / "out.zarr")
     assert a.shape[0] == 53 and np.isfinite(a.X).all()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+
+
+def test_a_worker_that_cannot_see_the_output_says_so_and_creates_nothing(tmp_path):
+    """A Dask worker on a machine that does not share the output's folder is refused with
+    what to do, instead of writing a store (or a file) of its own there."""
+    from dgex_core.export import write_planned
+    from dgex_core.export.gctx import RowsPlan
+    from dgex_core.export.zarr import ZarrRows
+
+    gone = tmp_path / "elsewhere" / ".out.zarr.tmp"
+    with pytest.raises(OutputError, match="not visible here.*--gather"):
+        write_planned(ZarrRows(str(gone), 0), np.zeros((2, 3), np.float32))
+    with pytest.raises(OutputError, match="not visible here.*--gather"):
+        write_planned(RowsPlan(str(tmp_path / "elsewhere" / ".out.gctx.tmp"), 0, 2, (2, 3), "<f4", {}),
+                      np.zeros((2, 3), np.float32))
+    assert not (tmp_path / "elsewhere").exists()

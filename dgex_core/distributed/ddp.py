@@ -24,8 +24,8 @@ from datetime import timedelta
 
 import numpy as np
 
-__all__ = ["TIMEOUT_ENV", "all_gather_objects", "all_sum", "barrier", "broadcast", "collective_device", "is_main",
-           "launch", "launched", "process_group_from_env", "world"]
+__all__ = ["TIMEOUT_ENV", "WAIT_ENV", "all_gather_objects", "all_sum", "barrier", "broadcast", "collective_device",
+           "is_main", "launch", "launched", "local_rank", "process_group_from_env", "wait_for_all", "world"]
 
 #: Seconds a rank waits for the others at a collective before giving up ($DGEX_DDP_TIMEOUT; default an hour).
 TIMEOUT_ENV = "DGEX_DDP_TIMEOUT"
@@ -55,13 +55,28 @@ def launched() -> bool:
         return False
 
 
+#: Seconds the other ranks wait for rank 0 outside training (caching the data, scoring and
+#: saving the run) ($DGEX_DDP_WAIT; default a day).
+WAIT_ENV = "DGEX_DDP_WAIT"
+
+
+def local_rank() -> int:
+    """This process's rank on its machine (``LOCAL_RANK``; 0 without torchrun)."""
+    try:
+        return int(os.environ.get("LOCAL_RANK", "0"))
+    except ValueError:
+        return 0
+
+
 @contextlib.contextmanager
 def process_group_from_env() -> Iterator[None]:
     """Join the process group torchrun describes in the environment, for the ``with`` block.
 
-    NCCL when CUDA is available (each process on GPU ``LOCAL_RANK``), gloo otherwise;
-    a rank that waits longer than ``$DGEX_DDP_TIMEOUT`` seconds (default 3,600) at a
-    collective stops with an error instead of hanging.
+    gloo for tensors on the CPU and, when CUDA is available, NCCL for tensors on GPUs
+    (rank ``LOCAL_RANK`` on GPU ``LOCAL_RANK``), so a network trained on either device
+    averages its gradients with the right one; a rank that waits longer than
+    ``$DGEX_DDP_TIMEOUT`` seconds (default 3,600) at a collective stops with an error
+    instead of hanging.
     """
     import torch
     import torch.distributed as dist
@@ -70,13 +85,13 @@ def process_group_from_env() -> Iterator[None]:
         yield
         return
     cuda = torch.cuda.is_available()
-    if cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    if cuda and local_rank() < torch.cuda.device_count():
+        torch.cuda.set_device(local_rank())
     timeout = timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, "3600")))
-    dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
+    dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=timeout)
     try:
         yield
-        dist.barrier()  # every rank leaves together, once rank 0 has saved the run
+        wait_for_all()  # every rank leaves together, once rank 0 has saved the run
     finally:
         import gc
 
@@ -84,13 +99,20 @@ def process_group_from_env() -> Iterator[None]:
         dist.destroy_process_group()
 
 
-def collective_device():
-    """Where collective tensors live: the current GPU under NCCL, else the CPU."""
-    import torch
-    import torch.distributed as dist
+def wait_for_all() -> None:
+    """Wait until every rank gets here, for up to ``$DGEX_DDP_WAIT`` seconds (default a day):
+    where the others wait for rank 0 to read the data or to score and save the run, longer
+    than a collective of the training may take (nothing with one process)."""
+    if world()[1] > 1:
+        import torch.distributed as dist
 
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
+        dist.monitored_barrier(timeout=timedelta(seconds=float(os.environ.get(WAIT_ENV, str(24 * 3600)))))
+
+
+def collective_device():
+    """Where the collectives of these helpers run: the CPU (gloo), whatever the network's device."""
+    import torch
+
     return torch.device("cpu")
 
 

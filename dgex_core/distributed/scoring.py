@@ -26,16 +26,16 @@ from ..lazy import read_pair
 __all__ = ["score_block", "score_on_cluster"]
 
 
-def score_block(model, X, Y, rows: slice, positions: np.ndarray, cols: np.ndarray, pcols: np.ndarray,
+def score_block(model, XY: tuple, rows: slice, positions: np.ndarray, cols: np.ndarray, pcols: np.ndarray,
                 scale: np.ndarray, keep: bool):
-    """Predict samples ``rows`` of (X landmarks, Y targets) and score them (runs on a worker).
+    """Predict samples ``rows`` of ``XY`` = (landmarks, targets) and score them (runs on a worker).
 
     Returns ``(sums, per_sample_mae_z, (targets, predictions) or None)``: the block's
     per-gene sums over the ``cols`` of Y against the ``pcols`` of the predictions,
     each sample's MAE in standardized units (``scale``: the targets' training sd), and,
     with ``keep``, the two (n_block, genes) arrays for Spearman's ranks.
     """
-    x, y = read_pair(X, Y, rows)
+    x, y = read_pair(*XY, rows)  # one read of each sample when both view one file
     pred = model.predict_landmarks(x[:, positions]).astype(np.float32, copy=False)
     t = y[:, cols] if cols.size != y.shape[1] or not np.array_equal(cols, np.arange(y.shape[1])) else y
     p = pred[:, pcols] if pcols.size != pred.shape[1] else pred
@@ -53,8 +53,8 @@ def score_on_cluster(client, model, data, block_size: int, cols: np.ndarray, pco
     remote_model = client.scatter(model, broadcast=True, hash=False)
     lazy = data.is_lazy
     if lazy:  # the workers open the file themselves (a reader that cannot travel: the client reads)
-        try:
-            remote_x, remote_y = (client.scatter(a, broadcast=True, hash=False) for a in (data.landmarks, data.targets))
+        try:  # as one object, so that on the worker both views still share their file
+            remote_xy = client.scatter([(data.landmarks, data.targets)], broadcast=True, hash=False)[0]
         except (TypeError, AttributeError, pickle.PicklingError):
             lazy = False
     window = 2 * max(1, len(client.scheduler_info().get("workers", {})))
@@ -62,10 +62,10 @@ def score_on_cluster(client, model, data, block_size: int, cols: np.ndarray, pco
 
     def submit(sl: slice):
         if lazy:
-            args = (remote_x, remote_y, sl)
+            args = (remote_xy, sl)
         else:
             x, y = data.read_block(sl)
-            args = (x, y, slice(0, x.shape[0]))
+            args = ((x, y), slice(0, x.shape[0]))
         return sl, client.submit(score_block, remote_model, *args, positions, cols, pcols, scale, keep, pure=False)
 
     try:

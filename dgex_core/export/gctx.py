@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import DatasetError
+from ..errors import DatasetError, OutputError
 from ..io.gctx_write import GCTXWriter, refuse_written_again
 from ..matrix import ExpressionMatrix
 from .base import BlockWriter, n_threads
@@ -205,7 +205,7 @@ class RawChunkGCTXWriter(_ChunkStoringGCTXWriter):
         self._reserved = start + n_rows
         rows = self._ds.chunks[0]
         offsets = {k: v for k, v in self._chunk_offsets(start - start % rows).items() if k[0] < start + n_rows}
-        return RowsPlan(self._h5.filename, start, n_rows, tuple(self._ds.chunks), self.dtype.str, offsets)
+        return RowsPlan(os.path.abspath(self._h5.filename), start, n_rows, tuple(self._ds.chunks), self.dtype.str, offsets)
 
     def record(self, block: ExpressionMatrix) -> None:
         """The ids and metadata of the next reserved samples, their values already written."""
@@ -290,7 +290,12 @@ def write_planned(plan: RowsPlan, values: np.ndarray) -> None:
     the file must be on a filesystem it shares with the writer)."""
     if values.shape[0] != plan.n_rows:
         raise ValueError(f"{values.shape[0]} rows for a plan of {plan.n_rows}")
-    fd = os.open(plan.file, os.O_WRONLY)
+    try:
+        fd = os.open(plan.file, os.O_WRONLY)  # never O_CREAT: a file not shared with the writer is an error
+    except FileNotFoundError:
+        raise OutputError(f"{plan.file}: the file being written is not visible here (a Dask worker on another "
+                          "machine?): write the output on a filesystem the workers share, or gather it in one "
+                          "process (dgex predict --gather)") from None
     try:
         store_rows(fd, np.ascontiguousarray(values, dtype=np.dtype(plan.dtype)), plan.start, plan.chunks, plan.offsets)
     finally:

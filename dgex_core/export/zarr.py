@@ -65,6 +65,10 @@ def write_rows(store: str | os.PathLike, start: int, values: np.ndarray) -> None
     ``start`` must be a multiple of the chunk rows, so no other writer shares a chunk."""
     import zarr
 
+    if not (Path(store) / "X" / ".zarray").is_file():
+        raise OutputError(f"{store}: the store being written is not visible here (a Dask worker on another "
+                          "machine?): write the output on a filesystem the workers share, or gather it in one "
+                          "process (dgex predict --gather)")
     x = zarr.open_array(str(Path(store) / "X"), mode="r+")
     if start % x.chunks[0]:
         raise ValueError(f"rows from {start} do not start a chunk of {x.chunks[0]} rows")
@@ -99,7 +103,8 @@ class ZarrWriter(BlockWriter):
             raise OutputError(f"{path}: exists and is not a zarr store; it is left as it is: give another name")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         sweep_stale(self.path)
-        self.tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(self.path), suffix=".tmp", dir=self.path.parent))
+        self.tmp = Path(os.path.abspath(tempfile.mkdtemp(prefix=_tmp_prefix(self.path), suffix=".tmp",
+                                                         dir=self.path.parent)))  # workers find it from anywhere
         self.n_samples, self.chunk_rows = int(n_samples), max(1, int(chunk_rows))
         self.gene_ids = gene_ids
         self._ids: list[pd.Index] = []

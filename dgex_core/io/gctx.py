@@ -597,7 +597,7 @@ class GctxBackend(_ReopensFile, Backend):
     its path, so a Dask worker that receives it opens the file itself."""
 
     def __init__(self, path: str | os.PathLike, _file: GCTXFile | None = None) -> None:
-        self._args = (str(path),)
+        self._args = (os.path.abspath(path),)  # reopened by that path on a worker, wherever it runs
         self.file = _file or GCTXFile(path)
         self.shape, self.dtype = tuple(self.file.shape), np.dtype(self.file.dtype)
         self.chunk_rows = self.file.chunks[0] if self.file.chunks else None

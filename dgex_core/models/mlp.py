@@ -109,6 +109,22 @@ class _ValidationRows:
         return self.targets(self.xv[rows], np.asarray(self.values[rows]))
 
 
+def _data_key(model) -> str:
+    """A digest of what the network is trained on (the training samples' count and the
+    per-gene means and sds of their landmarks and targets): a checkpoint of other samples
+    (another split, other data) is refused, not resumed."""
+    import hashlib
+
+    h = hashlib.sha1(str(model.n_train_).encode())
+    for step in getattr(model.input_pipeline_, "steps", []):
+        for name in ("mean_", "scale_"):
+            if hasattr(step, name):
+                h.update(np.ascontiguousarray(getattr(step, name), np.float64).tobytes())
+    for name in ("mean_", "scale_"):
+        h.update(np.ascontiguousarray(getattr(model.target_scaler_, name), np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
 def _epoch_seed(seed: int, group: int, epoch: int, rank: int | None = None) -> int:
     """A seed for one epoch of one target group (epoch 0: initialization); with ``rank``,
     that rank's own seed (its dropout masks) in a DDP job."""
@@ -304,11 +320,25 @@ class MLPModel(Model):
         if Xv is None or Yv is None:
             raise ModelError("the D-GEX network needs a validation set for early stopping; pass val=")
         dev = pick_device(self.device)
-        if dev.type == "cuda" and dev.index is None:  # under DDP: the GPU of this rank (LOCAL_RANK)
-            dev = torch.device("cuda", torch.cuda.current_device())
+        world = ddp.world()[1]
+        if world > 1 and dev.type == "cuda":  # under DDP: rank r of a machine on its GPU r
+            local, n_gpus = ddp.local_rank(), torch.cuda.device_count()
+            if local >= n_gpus:
+                raise ModelError(f"{os.environ.get('LOCAL_WORLD_SIZE', local + 1)} ranks on this machine but "
+                                 f"{n_gpus} GPU(s): one rank per GPU (--nproc {n_gpus}), or device cpu")
+            dev = torch.device("cuda", local)
         self.device_used_ = str(dev)
         groups = self._groups(source.n_targets)
-        self._check_memory(source.n_landmarks, [len(g) for g in groups], dev)
+        problem = None
+        try:
+            self._check_memory(source.n_landmarks, [len(g) for g in groups], dev)
+        except ModelError as e:
+            problem = str(e)
+        if world > 1:  # one rank short of memory stops every rank here, not at a later collective
+            problem = next((p for p in ddp.all_gather_objects(problem) if p), None)
+        if problem:
+            raise ModelError(problem)
+        self._data_key = _data_key(self)
         # in-memory data: standardize once and keep it (one block = a full shuffle each epoch)
         cache = source.materialize() if getattr(source.source, "in_memory", False) else None
         ridge = self._fit_ridge(source, Xv, Yv, progress) if self.linear_path != "off" else None
@@ -493,9 +523,10 @@ class MLPModel(Model):
         gcache = None if cache is None else (cache[0], targets(cache[0], cache[1]))  # once, not per epoch
         if gcache is not None:
             targets = _GroupTargets(slice(None))
-        state = {"epoch": 0, "best_score": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
-        best_weights = None
         rank, world = ddp.world()
+        state = {"epoch": 0, "best_score": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": [],
+                 "world": world, "data": getattr(self, "_data_key", None)}
+        best_weights = None
         ckpt = self._checkpoint_path(gi)
         resume = ckpt is not None and ckpt.exists()
         if world > 1 and len(set(ddp.all_gather_objects(resume))) > 1:
@@ -648,6 +679,15 @@ class MLPModel(Model):
         if diff:
             raise ModelError(f"{path}: the checkpoint was written with other settings ({', '.join(diff)}); "
                              "remove it or train in another folder")
+        state = json.loads(meta["state"])
+        world = ddp.world()[1]
+        if state.get("world", 1) != world:  # the steps per epoch (and the schedule) depend on it
+            raise ModelError(f"{path}: the checkpoint was written by a job of {state.get('world', 1)} process(es), "
+                             f"this one has {world}: resume it with the same number (--nproc), or remove it")
+        key = getattr(self, "_data_key", None)
+        if state.get("data") and key and state["data"] != key:
+            raise ModelError(f"{path}: the checkpoint was trained on other samples (another dataset or split); "
+                             "remove it or train in another folder")
         net.load_state_dict({k[4:]: v.to(dev) for k, v in tensors.items() if k.startswith("net.")})
         best = {k[5:]: v.to(dev) for k, v in tensors.items() if k.startswith("best.")} or None
         osd = opt.state_dict()
@@ -663,7 +703,7 @@ class MLPModel(Model):
         opt.load_state_dict(osd)
         if sched is not None and meta.get("schedule") not in (None, "null"):
             sched.load_state_dict(json.loads(meta["schedule"]))
-        return json.loads(meta["state"]), best
+        return state, best
 
     # -------------------------------------------------------------- predict
     @torch.no_grad()

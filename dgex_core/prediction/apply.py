@@ -26,6 +26,7 @@ one block is computed, the previous one is written by a background thread
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import queue
 import threading
@@ -330,6 +331,7 @@ def predict_file(
     clip: bool = True,
     normalize: str | None = "run",
     platform: str | None = None,
+    gather: bool = False,
 ) -> dict:
     """Predict every target for every sample of ``input_path`` and write ``output_path``.
 
@@ -375,6 +377,11 @@ def predict_file(
         ``"log2cpm"``, ``"log2"`` or ``None`` / ``"none"`` force it, unchecked.
     platform
         The platform to read from a GEO SOFT family file spanning several.
+    gather
+        With a Dask cluster: bring every block's values back and write them here, also
+        to an uncompressed GCTX or a zarr store, which the workers otherwise write
+        themselves (that needs the output's folder on a filesystem they share, not an
+        object store mounted on each machine).
 
     Returns
     -------
@@ -444,8 +451,8 @@ def predict_file(
                 total = n_input
                 # zarr, or uncompressed GCTX, from the workers: each writes its own blocks into the
                 # output, no values travel back (else one writer here, in order)
-                remote_store = client is not None and (fmt == "zarr" or (fmt == "gctx" and codec == "none"
-                                                                         and hasattr(os, "pwritev")))
+                remote_store = client is not None and not gather and (
+                    fmt == "zarr" or (fmt == "gctx" and codec == "none" and hasattr(os, "pwritev")))
                 writer = open_block_writer(output_path, genes, output_gene_meta(run, clip_range), fmt,
                                            compression=codec, background=background and not remote_store,
                                            on_written=(lambda b: written.release()) if background else None,
@@ -476,6 +483,11 @@ def predict_file(
             raise ModelError(f"{input_path}: no samples to predict")
         writer.close()
     except BaseException:
+        if remote_store and pending:  # blocks being written on workers land before the temporary goes
+            from distributed import wait
+
+            with contextlib.suppress(Exception):
+                wait(list(pending), timeout=600)
         for f in pending:
             f.cancel()
         if writer is not None:

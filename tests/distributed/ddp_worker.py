@@ -6,6 +6,7 @@ torchrun sets it. MODE:
 
 - ``ddp``: join the group and fit; rank 0 writes the fitted weights to OUT (.npz);
 - ``ddp-stop:E``: the same, rank 0's progress callback asking to stop after epoch E;
+- ``one``: one process, as without DDP;
 - ``combined``: one process, each step fed the union of what ranks 0 and 1 of a
   two-rank job read at that step (the single-process run on the combined batches).
 
@@ -44,6 +45,10 @@ def main(out: str, data: str, mode: str, settings: str) -> None:
                 yield torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
         MLPModel._batches = combined
+        model.fit_source(source, *ids, (Xv, Yv))
+        _write(out, model)
+        return
+    if mode == "one":  # one process, no group
         model.fit_source(source, *ids, (Xv, Yv))
         _write(out, model)
         return

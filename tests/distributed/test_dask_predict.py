@@ -29,9 +29,10 @@ def cluster():
         yield c
 
 
-@pytest.mark.parametrize("family", ["linear", "knn"])
-@pytest.mark.parametrize("fmt", ["gctx", "parquet"])
-def test_written_predictions_on_the_cluster_equal_one_process(cluster, tmp_path, family, fmt, monkeypatch):
+@pytest.mark.parametrize(("family", "fmt", "gather"), [("linear", "gctx", False), ("knn", "gctx", False),
+                                                     ("linear", "parquet", False), ("knn", "parquet", False),
+                                                     ("linear", "gctx", True)])
+def test_written_predictions_on_the_cluster_equal_one_process(cluster, tmp_path, family, fmt, gather, monkeypatch):
     """GCTX (uncompressed): the workers write their blocks' values into the file's allocated
     chunks themselves; Parquet: the blocks come back to one writer, in order."""
     ds = linear_data(n=300, seed=37)
@@ -43,9 +44,10 @@ def test_written_predictions_on_the_cluster_equal_one_process(cluster, tmp_path,
     submit = cluster.submit
     monkeypatch.setattr(cluster, "submit", lambda fn, *a, **kw: returned.append(submit(fn, *a, **kw)) or returned[-1])
     with use_client(cluster):
-        many = predict_file(run, plate, tmp_path / "dask" / f"out.{fmt}", block_size=6)
+        many = predict_file(run, plate, tmp_path / "dask" / f"out.{fmt}", block_size=6, gather=gather)
     widths = {f.result().values.shape[1] for f in returned}
-    assert widths == ({0} if fmt == "gctx" else {len(run.model.landmark_ids_) + len(run.model.target_ids_)})
+    assert widths == ({0} if fmt == "gctx" and not gather else
+                      {len(run.model.landmark_ids_) + len(run.model.target_ids_)})
     assert {k: v for k, v in one.items() if k != "output"} == {k: v for k, v in many.items() if k != "output"}
     a, b = read(tmp_path / "one" / f"out.{fmt}"), read(tmp_path / "dask" / f"out.{fmt}")
     assert list(a.sample_ids) == list(b.sample_ids) == [f"P{i}" for i in range(47)]  # in order

@@ -110,6 +110,26 @@ def test_checkpoint_resume_on_two_ranks_equals_an_uninterrupted_run(problem, tmp
     np.testing.assert_allclose(resumed["_history"], whole["_history"], rtol=1e-6)
 
 
+def test_a_checkpoint_resumes_only_with_its_number_of_ranks_and_its_samples(problem, tmp_path):
+    cfg = {**BASE, "max_epochs": 3, "checkpoint_dir": str(tmp_path / "ckpt")}
+    _ddp(tmp_path / "two.npz", problem, cfg, mode="ddp-stop:1")
+    r = subprocess.run([sys.executable, str(WORKER), str(tmp_path / "one.npz"), str(problem), "one", json.dumps(cfg)],
+                       env=_env(), capture_output=True, text=True, timeout=240)
+    assert r.returncode != 0 and "written by a job of 2 process(es), this one has 1" in r.stderr
+    other = tmp_path / "other"  # the same shapes, other samples
+    other.mkdir()
+    for name in ("x", "y", "xv", "yv"):
+        np.save(other / f"{name}.npy", np.load(problem / f"{name}.npy")[::-1] * 1.5)
+    r = subprocess.run([sys.executable, str(WORKER), str(tmp_path / "o.npz"), str(other), "one",
+                        json.dumps({**cfg, "checkpoint_dir": str(tmp_path / "ckpt1")})],
+                       env=_env(), capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, str(WORKER), str(tmp_path / "p.npz"), str(problem), "one",
+                        json.dumps({**cfg, "checkpoint_dir": str(tmp_path / "ckpt1")})],
+                       env=_env(), capture_output=True, text=True, timeout=240)
+    assert r.returncode != 0 and "trained on other samples" in r.stderr
+
+
 def test_early_stopping_is_decided_once_for_all_ranks(problem, tmp_path):
     """Rank 0's callback stops the job after epoch 1 of 4: rank 1 stops there too (else it hangs)."""
     got = _ddp(tmp_path / "early.npz", problem, {**BASE, "max_epochs": 4}, mode="ddp-stop:1")
