@@ -92,9 +92,9 @@ def test_a_worker_that_cannot_see_the_output_says_so_and_creates_nothing(tmp_pat
     from dgex_core.export.zarr import ZarrRows
 
     gone = tmp_path / "elsewhere" / ".out.zarr.tmp"
-    with pytest.raises(OutputError, match="not visible here.*--gather"):
+    with pytest.raises(OutputError, match=r"not visible here.*--gather"):
         write_planned(ZarrRows(str(gone), 0), np.zeros((2, 3), np.float32))
-    with pytest.raises(OutputError, match="not visible here.*--gather"):
+    with pytest.raises(OutputError, match=r"not visible here.*--gather"):
         write_planned(RowsPlan(str(tmp_path / "elsewhere" / ".out.gctx.tmp"), 0, 2, (2, 3), "<f4", {}),
                       np.zeros((2, 3), np.float32))
     assert not (tmp_path / "elsewhere").exists()

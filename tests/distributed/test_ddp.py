@@ -86,7 +86,8 @@ def _assert_same_network(a: dict, b: dict, atol: float = 2e-5) -> None:
 @pytest.mark.parametrize("settings", [
     {"linear_path": "off"},
     {"linear_path": "frozen", "disk": True, "block_size": 96},
-], ids=["plain-in-memory", "linear-path-from-disk"])
+    {"linear_path": "finetune", "target_groups": 2},
+], ids=["plain-in-memory", "linear-path-from-disk", "finetuned-linear-path-two-groups"])
 def test_one_epoch_on_two_ranks_equals_one_process_on_the_combined_batches(problem, tmp_path, settings):
     cfg = {**BASE, **settings}
     two = _ddp(tmp_path / "ddp.npz", problem, cfg)
@@ -94,7 +95,7 @@ def test_one_epoch_on_two_ranks_equals_one_process_on_the_combined_batches(probl
     _assert_same_network(two, one)
     # the epoch's training loss and validation MAE are those of the whole set, not one rank's share
     np.testing.assert_allclose(two["_history"], one["_history"], rtol=1e-4)
-    if settings["linear_path"] == "frozen":
+    if settings["linear_path"] != "off":
         assert "gate" in two and two["gate"].mean() > 0
 
 
