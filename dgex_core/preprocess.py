@@ -390,6 +390,27 @@ class Standardizer(_Step):
         self._s += Xc.sum(axis=0, dtype=np.float64)
         Xc *= Xc
         self._ss += Xc.sum(axis=0, dtype=np.float64)
+        return self._finish()
+
+    def merge(self, other: Standardizer) -> Standardizer:
+        """Add the sums of ``other`` (the same genes, other samples, e.g. another rank's
+        share) into these, shifting them to this one's reference first; the mean and sd
+        are then those of both sets of samples. An unfitted side is skipped."""
+        if not hasattr(other, "_shift"):
+            return self
+        if not hasattr(self, "_shift"):
+            self._shift, self._n, self._s, self._ss = (a.copy() for a in (other._shift, other._n, other._s, other._ss))
+            return self._finish()
+        if other._shift.shape != self._shift.shape:
+            raise DatasetError(f"cannot merge statistics of {other._shift.shape[0]} and {self._shift.shape[0]} genes")
+        d = other._shift - self._shift  # other's sums about this shift: s + n d, ss + 2 d s + n d^2
+        self._ss = self._ss + other._ss + 2 * d * other._s + other._n * d * d
+        self._s = self._s + other._s + other._n * d
+        self._n = self._n + other._n
+        return self._finish()
+
+    def _finish(self) -> Standardizer:
+        """The mean, sd and constant genes from the running sums."""
         n = np.maximum(self._n, 1)
         m = self._s / n
         sd = np.sqrt(np.maximum(self._ss / n - m * m, 0.0))
@@ -398,7 +419,7 @@ class Standardizer(_Step):
         self.mean_ = self._shift + m
         self.scale_ = np.where(const, 1.0, sd)
         self.n_constant_ = int(const.sum())
-        self.n_genes_ = X.shape[1]
+        self.n_genes_ = self._shift.shape[0]
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:

@@ -199,3 +199,20 @@ def test_streaming_fit_over_blocks_equals_one_shot():
         lambda: (X[s:s + 64] for s in range(0, 500, 64)))
     new = rng.lognormal(2, 1, size=(7, 20))
     np.testing.assert_allclose(blocks.transform(new), one.transform(new), rtol=1e-9, atol=1e-12)
+
+
+def test_standardizer_merge_of_two_shares_equals_one_fit():
+    """Two ranks' statistics (each fitted on its own share, about its own shift) merged
+    give the mean and sd of all the samples, missing values included."""
+    from dgex_core.preprocess import Standardizer
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(50, 3, size=(300, 6))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    X[:, 5] = 2.0  # a constant gene
+    whole = Standardizer().fit(X)
+    a, b = Standardizer().partial_fit(X[:120]).partial_fit(X[120:200]), Standardizer().fit(X[200:])
+    merged = Standardizer().merge(a).merge(Standardizer()).merge(b)
+    np.testing.assert_allclose(merged.mean_, whole.mean_, rtol=1e-13)
+    np.testing.assert_allclose(merged.scale_, whole.scale_, rtol=1e-11)
+    assert merged.n_constant_ == whole.n_constant_ == 1

@@ -171,9 +171,7 @@ class Model(PersistenceMixin, RegressorMixin, BaseEstimator):
         pipeline = input_pipeline(self.input_transform)
         self.target_scaler_ = Standardizer()
         if len(pipeline.steps) == 1:  # standardization only: both scalers from one pass over the data
-            for x, y in source.blocks():
-                pipeline.steps[0].partial_fit(x)
-                self.target_scaler_.partial_fit(y)
+            _fit_scalers(source, pipeline.steps[0], self.target_scaler_)
             pipeline.fitted_ = True
             self.input_pipeline_ = pipeline
         else:
@@ -351,3 +349,33 @@ class Model(PersistenceMixin, RegressorMixin, BaseEstimator):
                 x = np.asarray(data.landmarks[sl])
             pred = self.predict_landmarks(x[:, pos]).astype(np.float32, copy=False)
             yield (sl, pred, y) if with_targets else (sl, pred)
+
+
+def _fit_scalers(source, x_scaler, y_scaler) -> None:
+    """Fit the landmark and target standardizers in one pass over ``source``'s blocks;
+    under torch DDP each rank passes over its own share of the blocks and the ranks'
+    sums are merged in rank order (the same statistics on every rank)."""
+    from ..distributed import ddp
+
+    rank, world = ddp.world()
+    if world == 1:
+        for x, y in source.blocks():
+            x_scaler.partial_fit(x)
+            y_scaler.partial_fit(y)
+        return
+    from ..distributed.sums import partition_ranges
+
+    ranges = partition_ranges(source.n_samples, int(source.block_size), world)
+    if rank < len(ranges):
+        a, b = ranges[rank]
+        for s in range(a, b, int(source.block_size)):
+            x, y = source.read(slice(s, min(b, s + int(source.block_size))))
+            x_scaler.partial_fit(x)
+            y_scaler.partial_fit(y)
+    parts = ddp.all_gather_objects((x_scaler, y_scaler))
+    fresh_x, fresh_y = type(x_scaler)(), type(y_scaler)()
+    for px, py in parts:
+        fresh_x.merge(px)
+        fresh_y.merge(py)
+    x_scaler.__dict__.update(fresh_x.__dict__)
+    y_scaler.__dict__.update(fresh_y.__dict__)
