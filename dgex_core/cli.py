@@ -285,10 +285,8 @@ def _cmd_train(args) -> int:
     if world > 1 and args.model != "mlp":
         raise DgexError(f"torch DDP trains the network (--model mlp); {args.model} runs on one process, or on a "
                         "Dask cluster with --dask")
-    if args.name:  # refused now, not after the fit
-        check_run_name(args.name, args.runs_dir, overwrite=args.overwrite)
     name = _run_name(args)
-    check_run_name(name, args.runs_dir, overwrite=args.overwrite)
+    check_run_name(name, args.runs_dir, overwrite=args.overwrite)  # refused now, not after the fit
     own_checkpoints = world > 1 and not args.checkpoint_dir
     if own_checkpoints:
         args.checkpoint_dir = str(_ddp_checkpoints(args))

@@ -4,8 +4,8 @@
 torch's own launcher (:func:`launch`, the engine behind ``torchrun``); ``torchrun ...
 -m dgex_core.cli train ...`` does the same across machines. Each process finds its
 rank in the environment torchrun sets (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``...),
-joins the group (:func:`process_group_from_env`: NCCL when the machine has GPUs, gloo
-otherwise) and trains on its own shard of the training samples
+joins the group (:func:`process_group_from_env`: gloo for CPU tensors, NCCL for GPU
+ones) and trains on its own shard of the training samples
 (:mod:`.sampler`); the network's gradients are averaged by DDP at every step.
 
 The helpers here are what the model needs from the group, on numpy arrays: a sum over
@@ -24,8 +24,8 @@ from datetime import timedelta
 
 import numpy as np
 
-__all__ = ["TIMEOUT_ENV", "WAIT_ENV", "all_gather_objects", "all_sum", "barrier", "broadcast", "collective_device",
-           "is_main", "launch", "launched", "local_rank", "process_group_from_env", "wait_for_all", "world"]
+__all__ = ["TIMEOUT_ENV", "WAIT_ENV", "all_gather_objects", "all_sum", "broadcast", "is_main", "launch", "launched",
+           "local_rank", "process_group_from_env", "wait_for_all", "world"]
 
 #: Seconds a rank waits for the others at a collective before giving up ($DGEX_DDP_TIMEOUT; default an hour).
 TIMEOUT_ENV = "DGEX_DDP_TIMEOUT"
@@ -109,13 +109,7 @@ def wait_for_all() -> None:
         dist.monitored_barrier(timeout=timedelta(seconds=float(os.environ.get(WAIT_ENV, str(24 * 3600)))))
 
 
-def collective_device():
-    """Where the collectives of these helpers run: the CPU (gloo), whatever the network's device."""
-    import torch
-
-    return torch.device("cpu")
-
-
+# The helpers below pass CPU tensors, so their collectives run on gloo whatever the network's device.
 def all_sum(values: np.ndarray) -> np.ndarray:
     """The element-wise sum of ``values`` over all ranks (float64; ``values`` itself with one process)."""
     values = np.asarray(values, dtype=np.float64)
@@ -124,9 +118,9 @@ def all_sum(values: np.ndarray) -> np.ndarray:
     import torch
     import torch.distributed as dist
 
-    t = torch.from_numpy(np.ascontiguousarray(values)).to(collective_device())
+    t = torch.tensor(values)  # a copy: the caller's array is left as it was
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t.cpu().numpy().reshape(values.shape)
+    return t.numpy().reshape(values.shape)
 
 
 def broadcast(values: np.ndarray, src: int = 0) -> np.ndarray:
@@ -137,9 +131,9 @@ def broadcast(values: np.ndarray, src: int = 0) -> np.ndarray:
     import torch
     import torch.distributed as dist
 
-    t = torch.from_numpy(np.ascontiguousarray(values)).to(collective_device())
+    t = torch.tensor(values)  # a copy: the caller's array is left as it was
     dist.broadcast(t, src=src)
-    return t.cpu().numpy().reshape(values.shape)
+    return t.numpy().reshape(values.shape)
 
 
 def all_gather_objects(obj) -> list:
@@ -151,14 +145,6 @@ def all_gather_objects(obj) -> list:
     out = [None] * world()[1]
     dist.all_gather_object(out, obj)
     return out
-
-
-def barrier() -> None:
-    """Wait until every rank gets here (nothing with one process)."""
-    if world()[1] > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 def _signal_name(exitcode: int) -> str:

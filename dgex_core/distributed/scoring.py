@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..evaluation.metrics import GeneErrorAccumulator
+from ..evaluation.metrics import GeneErrorAccumulator, block_scores
 from ..lazy import read_pair
 
 __all__ = ["score_block", "score_on_cluster"]
@@ -37,11 +37,8 @@ def score_block(model, XY: tuple, rows: slice, positions: np.ndarray, cols: np.n
     """
     x, y = read_pair(*XY, rows)  # one read of each sample when both view one file
     pred = model.predict_landmarks(x[:, positions]).astype(np.float32, copy=False)
-    t = y[:, cols] if cols.size != y.shape[1] or not np.array_equal(cols, np.arange(y.shape[1])) else y
-    p = pred[:, pcols] if pcols.size != pred.shape[1] else pred
-    sums = GeneErrorAccumulator(len(cols)).update(t, p)
-    per_sample = (np.abs(p.astype(np.float64) - t) / scale).mean(axis=1)
-    return sums, per_sample, ((t, p) if keep else None)
+    t, p, per_sample = block_scores(y, pred, cols, pcols, scale)
+    return GeneErrorAccumulator(len(cols)).update(t, p), per_sample, ((t, p) if keep else None)
 
 
 def score_on_cluster(client, model, data, block_size: int, cols: np.ndarray, pcols: np.ndarray,

@@ -12,13 +12,13 @@ the scheduler; the result does not change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from ..models.linear import GramAccumulator
 
-__all__ = ["gram_on_cluster", "gram_partition", "merge_gram", "partition_ranges"]
+__all__ = ["gram_on_cluster", "gram_partition", "merge_gram", "partition_ranges", "range_blocks", "rank_blocks"]
 
 #: Partial sums merged per node of the reduction tree.
 SPLIT_EVERY = 4
@@ -32,12 +32,26 @@ def partition_ranges(n_samples: int, block_size: int, n_partitions: int) -> list
     return [(b * block_size, min(n_samples, (b + per) * block_size)) for b in range(0, n_blocks, per)]
 
 
+def range_blocks(source, start: int, stop: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(X, Y) blocks of training samples ``start..stop`` of ``source``, a block at a time."""
+    bs = int(source.block_size)
+    for s in range(start, stop, bs):
+        yield source.read(slice(s, min(stop, s + bs)))
+
+
+def rank_blocks(source, rank: int, world: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(X, Y) blocks of rank ``rank``'s share of ``source`` in a job of ``world`` ranks (torch
+    DDP): the ``rank``-th of :func:`partition_ranges` (nothing when there are fewer blocks than ranks)."""
+    ranges = partition_ranges(source.n_samples, int(source.block_size), world)
+    if rank < len(ranges):
+        yield from range_blocks(source, *ranges[rank])
+
+
 def gram_partition(source, start: int, stop: int) -> GramAccumulator:
     """The sums of training samples ``start..stop`` of ``source``, read a block at a time (runs on a worker)."""
     acc = GramAccumulator()
-    bs = int(source.block_size)
-    for s in range(start, stop, bs):
-        acc.update(*source.read(slice(s, min(stop, s + bs))))
+    for xb, yb in range_blocks(source, start, stop):
+        acc.update(xb, yb)
     return acc
 
 

@@ -339,6 +339,17 @@ def evaluate_predictions(
     return Evaluation(pg, ps, summarize(pg, groups))
 
 
+def block_scores(y: np.ndarray, pred: np.ndarray, cols: np.ndarray, pcols: np.ndarray,
+                 scale: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One block's scored columns and per-sample errors: ``(targets, predictions,
+    per_sample_mae_z)``, the ``cols`` of the measured ``y`` against the ``pcols`` of
+    ``pred`` (both n_block x genes, original units), each sample's MAE divided by the
+    targets' training sd ``scale``."""
+    t = y[:, cols] if cols.size != y.shape[1] or not np.array_equal(cols, np.arange(y.shape[1])) else y
+    p = pred[:, pcols] if pcols.size != pred.shape[1] else pred
+    return t, p, (np.abs(p.astype(np.float64) - t) / scale).mean(axis=1)
+
+
 def evaluate_model(model, data, group_by: str | None = "auto", *, block_size: int | None = None,
                    progress=None, spearman: bool = True) -> Evaluation:
     """Score a fitted model on a dataset with targets, matching landmarks and targets by id.
@@ -397,10 +408,8 @@ def evaluate_model(model, data, group_by: str | None = "auto", *, block_size: in
                     progress(sl.stop, data.n_samples, {"stage": "scoring on the cluster"})
         else:
             for sl, pred, y in model.iter_predictions(data, block_size, with_targets=True):
-                t = y[:, cols] if cols.size != y.shape[1] or not np.array_equal(cols, np.arange(y.shape[1])) else y
-                p = pred[:, pcols] if pcols.size != pred.shape[1] else pred
+                t, p, per_sample[sl] = block_scores(y, pred, cols, pcols, scale64)
                 acc.update(t, p)
-                per_sample[sl] = (np.abs(p.astype(np.float64) - t) / scale64).mean(axis=1)
                 if spill is not None:
                     spill.write(sl.start, t, p)
                 if progress:

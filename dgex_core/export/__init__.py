@@ -82,18 +82,21 @@ from .rows import _Rows, gene_meta_path, read_gene_meta_from_parquet
 from .zarr import ZarrWriter, write_rows
 
 
+def workers_write(fmt: str, codec: str) -> bool:
+    """Whether Dask workers can write an output of this format and compression themselves
+    (an uncompressed GCTX through ``os.pwritev``, a zarr store): each block's place comes
+    from the writer's ``reserve``, its values go there with :func:`write_planned`."""
+    return fmt == "zarr" or (fmt == "gctx" and codec == "none" and hasattr(os, "pwritev"))
+
+
 def write_planned(plan, values) -> None:
     """Write a block's values (samples x genes) at the place a writer's ``reserve`` gave
     (a GCTX's allocated chunks, or rows of a zarr store): what a Dask worker calls."""
-    from .gctx import RowsPlan
-    from .gctx import write_planned as into_gctx
-    from .zarr import write_planned as into_zarr
-
-    (into_gctx if isinstance(plan, RowsPlan) else into_zarr)(plan, values)
+    plan.write(values)
 
 __all__ = ["COMPRESSIONS", "EXPORT_FORMATS", "BackgroundWriter", "ParallelGzipGCTXWriter", "RawChunkGCTXWriter",
            "ZarrWriter", "gene_meta_path", "open_block_writer", "read_gene_meta_from_parquet", "resolve_compression",
-           "write_planned", "write_rows"]
+           "workers_write", "write_planned", "write_rows"]
 
 
 def open_block_writer(path: str | os.PathLike, gene_ids, gene_meta: pd.DataFrame | None = None,

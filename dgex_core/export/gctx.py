@@ -24,7 +24,7 @@ from ..io.gctx_write import GCTXWriter, refuse_written_again
 from ..matrix import ExpressionMatrix
 from .base import BlockWriter, n_threads
 
-__all__ = ["GZIP_LEVEL", "ParallelGzipGCTXWriter", "RawChunkGCTXWriter", "RowsPlan", "store_rows", "write_planned"]
+__all__ = ["GZIP_LEVEL", "ParallelGzipGCTXWriter", "RawChunkGCTXWriter", "RowsPlan", "store_rows"]
 
 #: Deflate level of ``compression="gzip"`` (cmapPy's).
 GZIP_LEVEL = 6
@@ -43,12 +43,8 @@ class _GCTX(BlockWriter):
     def append(self, block: ExpressionMatrix) -> None:
         self._w.append(block)
 
-    @property
-    def workers_write(self) -> bool:
-        """Whether other processes may write blocks' values (:meth:`reserve`, :func:`write_planned`)."""
-        return isinstance(self._w, RawChunkGCTXWriter)
-
     def reserve(self, n_rows: int) -> RowsPlan:
+        """(uncompressed, :func:`~dgex_core.export.workers_write`) See :meth:`RawChunkGCTXWriter.reserve`."""
         return self._w.reserve(n_rows)
 
     def record(self, block: ExpressionMatrix) -> None:
@@ -197,7 +193,7 @@ class RawChunkGCTXWriter(_ChunkStoringGCTXWriter):
 
     def reserve(self, n_rows: int) -> RowsPlan:
         """Grow the matrix by ``n_rows`` samples whose values another process (a Dask
-        worker) writes with :func:`write_planned`; their ids and metadata follow, in the
+        worker) writes with :meth:`RowsPlan.write`; their ids and metadata follow, in the
         same order, through :meth:`record`."""
         self._check_open()
         start = self._reserved
@@ -284,22 +280,22 @@ class RowsPlan(NamedTuple):
     dtype: str
     offsets: dict
 
-
-def write_planned(plan: RowsPlan, values: np.ndarray) -> None:
-    """Write a block's values (``plan.n_rows`` x genes) where ``plan`` says (on a Dask worker:
-    the file must be on a filesystem it shares with the writer)."""
-    if values.shape[0] != plan.n_rows:
-        raise ValueError(f"{values.shape[0]} rows for a plan of {plan.n_rows}")
-    try:
-        fd = os.open(plan.file, os.O_WRONLY)  # never O_CREAT: a file not shared with the writer is an error
-    except FileNotFoundError:
-        raise OutputError(f"{plan.file}: the file being written is not visible here (a Dask worker on another "
-                          "machine?): write the output on a filesystem the workers share, or gather it in one "
-                          "process (dgex predict --gather)") from None
-    try:
-        store_rows(fd, np.ascontiguousarray(values, dtype=np.dtype(plan.dtype)), plan.start, plan.chunks, plan.offsets)
-    finally:
-        os.close(fd)
+    def write(self, values: np.ndarray) -> None:
+        """Write a block's values (``n_rows`` x genes) there (on a Dask worker: the file
+        must be on a filesystem it shares with the writer)."""
+        if values.shape[0] != self.n_rows:
+            raise ValueError(f"{values.shape[0]} rows for a plan of {self.n_rows}")
+        try:
+            fd = os.open(self.file, os.O_WRONLY)  # never O_CREAT: a file not shared with the writer is an error
+        except FileNotFoundError:
+            raise OutputError(f"{self.file}: the file being written is not visible here (a Dask worker on another "
+                              "machine?): write the output on a filesystem the workers share, or gather it in one "
+                              "process (dgex predict --gather)") from None
+        try:
+            store_rows(fd, np.ascontiguousarray(values, dtype=np.dtype(self.dtype)), self.start, self.chunks,
+                       self.offsets)
+        finally:
+            os.close(fd)
 
 
 def store_rows(fd: int, values: np.ndarray, start: int, chunks: tuple[int, int],

@@ -28,7 +28,7 @@ from .._atomic import _tmp_prefix, sweep_stale
 from ..errors import OutputError
 from .base import BlockWriter
 
-__all__ = ["GENE_CHUNK", "ZarrRows", "ZarrWriter", "is_zarr_store", "write_planned", "write_rows"]
+__all__ = ["GENE_CHUNK", "ZarrRows", "ZarrWriter", "is_zarr_store", "write_rows"]
 
 #: Genes per chunk of ``X`` (a reader of a few genes reads a few chunks, not whole rows).
 GENE_CHUNK = 4096
@@ -54,10 +54,9 @@ class ZarrRows(NamedTuple):
     store: str
     start: int
 
-
-def write_planned(plan: ZarrRows, values: np.ndarray) -> None:
-    """Write a block's values where :meth:`ZarrWriter.reserve` said (on a Dask worker)."""
-    write_rows(plan.store, plan.start, values)
+    def write(self, values: np.ndarray) -> None:
+        """Write a block's values there (on a Dask worker)."""
+        write_rows(self.store, self.start, values)
 
 
 def write_rows(store: str | os.PathLike, start: int, values: np.ndarray) -> None:
@@ -106,7 +105,6 @@ class ZarrWriter(BlockWriter):
         self.tmp = Path(os.path.abspath(tempfile.mkdtemp(prefix=_tmp_prefix(self.path), suffix=".tmp",
                                                          dir=self.path.parent)))  # workers find it from anywhere
         self.n_samples, self.chunk_rows = int(n_samples), max(1, int(chunk_rows))
-        self.gene_ids = gene_ids
         self._ids: list[pd.Index] = []
         self._meta: list[pd.DataFrame] = []
         self.row = self._reserved = 0
@@ -127,17 +125,9 @@ class ZarrWriter(BlockWriter):
             self.discard()
             raise
 
-    @property
-    def store(self) -> Path:
-        """The temporary store the blocks go to until :meth:`close` (workers write there)."""
-        return self.tmp
-
-    #: Other processes may write blocks' values (:meth:`reserve`, then :func:`write_planned`).
-    workers_write = True
-
     def reserve(self, n_rows: int) -> ZarrRows:
         """The place of the next ``n_rows`` samples, for a worker to write with
-        :func:`write_planned`; their ids and metadata follow, in order, through :meth:`record`."""
+        :meth:`ZarrRows.write`; their ids and metadata follow, in order, through :meth:`record`."""
         start = self._reserved
         self._reserved += n_rows
         return ZarrRows(str(self.tmp), start)

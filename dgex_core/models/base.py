@@ -363,15 +363,11 @@ def _fit_scalers(source, x_scaler, y_scaler) -> None:
             x_scaler.partial_fit(x)
             y_scaler.partial_fit(y)
         return
-    from ..distributed.sums import partition_ranges
+    from ..distributed.sums import rank_blocks
 
-    ranges = partition_ranges(source.n_samples, int(source.block_size), world)
-    if rank < len(ranges):
-        a, b = ranges[rank]
-        for s in range(a, b, int(source.block_size)):
-            x, y = source.read(slice(s, min(b, s + int(source.block_size))))
-            x_scaler.partial_fit(x)
-            y_scaler.partial_fit(y)
+    for x, y in rank_blocks(source, rank, world):
+        x_scaler.partial_fit(x)
+        y_scaler.partial_fit(y)
     parts = ddp.all_gather_objects((x_scaler, y_scaler))
     fresh_x, fresh_y = type(x_scaler)(), type(y_scaler)()
     for px, py in parts:

@@ -128,15 +128,15 @@ def accumulate_gram(source, progress: Progress) -> GramAccumulator:
 
     rank, size = world()
     if size > 1:  # a rank of a torch DDP job (the network's linear path): its share, gathered
-        from ..distributed.ddp import all_gather_objects
-        from ..distributed.sums import gram_partition, merge_gram, partition_ranges
+        import functools
 
-        ranges = partition_ranges(source.n_samples, int(source.block_size), size)
-        mine = gram_partition(source, *ranges[rank]) if rank < len(ranges) else GramAccumulator()
-        parts = all_gather_objects(mine)
-        acc = parts[0]
-        for part in parts[1:]:  # in rank order: the same totals on every rank
-            acc = merge_gram(acc, part)
+        from ..distributed.ddp import all_gather_objects
+        from ..distributed.sums import merge_gram, rank_blocks
+
+        mine = GramAccumulator()
+        for xb, yb in rank_blocks(source, rank, size):
+            mine.update(xb, yb)
+        acc = functools.reduce(merge_gram, all_gather_objects(mine))  # in rank order: the same on every rank
         progress(total - 1, total, {"stage": "accumulating X'X, X'Y over the ranks"})
         return acc
     acc = GramAccumulator()

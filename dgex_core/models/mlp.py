@@ -338,7 +338,6 @@ class MLPModel(Model):
             problem = next((p for p in ddp.all_gather_objects(problem) if p), None)
         if problem:
             raise ModelError(problem)
-        self._data_key = _data_key(self)
         # in-memory data: standardize once and keep it (one block = a full shuffle each epoch)
         cache = source.materialize() if getattr(source.source, "in_memory", False) else None
         ridge = self._fit_ridge(source, Xv, Yv, progress) if self.linear_path != "off" else None
@@ -413,15 +412,34 @@ class MLPModel(Model):
     #: storage chunk, so that no chunk is read twice in an epoch.
     LOADER_CHUNK = 256
 
-    def _groups_from_disk(self, source, rng):
-        """Standardized (X, Y) groups of randomly chosen chunks, read one group ahead."""
-        from concurrent.futures import ThreadPoolExecutor
-
+    def _chunk_bounds(self, source) -> np.ndarray:
+        """``n_chunks + 1`` sample offsets of the loader's chunks (see :attr:`LOADER_CHUNK`)."""
         n = source.n_samples
         starts = source.chunk_starts(self.LOADER_CHUNK) if hasattr(source, "chunk_starts") else \
             np.arange(0, n, self.LOADER_CHUNK)
-        bounds = np.r_[starts, n]
-        n_chunks = starts.size
+        return np.r_[starts, n]
+
+    @staticmethod
+    def _read_ahead(read, plan):
+        """``read(p)`` for each item of ``plan`` in turn, the next one read in a background
+        thread while the caller trains on this one."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if not plan:
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="dgex-loader") as pool:
+            pending = pool.submit(read, plan[0])
+            for i in range(len(plan)):
+                group = pending.result()
+                if i + 1 < len(plan):
+                    pending = pool.submit(read, plan[i + 1])
+                yield group
+
+    def _groups_from_disk(self, source, rng):
+        """Standardized (X, Y) groups of randomly chosen chunks, read one group ahead."""
+        n = source.n_samples
+        bounds = self._chunk_bounds(source)
+        n_chunks = bounds.size - 1
         per_group = max(1, round(source.block_size * n_chunks / max(n, 1)))  # chunks per group
         if n_chunks <= per_group:  # everything in one group: a full shuffle, as in memory
             plan = [np.arange(n)]
@@ -431,15 +449,7 @@ class MLPModel(Model):
             for g in range(0, n_chunks, per_group):
                 picked = np.sort(order[g:g + per_group])
                 plan.append(np.concatenate([np.arange(bounds[c], bounds[c + 1]) for c in picked]))
-        if not plan:
-            return
-        with ThreadPoolExecutor(1, thread_name_prefix="dgex-loader") as pool:
-            pending = pool.submit(source.read, plan[0])
-            for i in range(len(plan)):
-                group = pending.result()
-                if i + 1 < len(plan):
-                    pending = pool.submit(source.read, plan[i + 1])
-                yield group
+        yield from self._read_ahead(source.read, plan)
 
     def _shard_batches(self, source, cache, targets, epoch_seed: int, dev, rank: int, world: int):
         """Rank ``rank``'s mini-batches of one epoch of a ``world``-rank DDP job.
@@ -461,13 +471,8 @@ class MLPModel(Model):
                 it = torch.from_numpy(mine[s:s + b])
                 yield xt[it].to(dev, _F32), yt[it].to(dev, _F32)
             return
-        from concurrent.futures import ThreadPoolExecutor
-
-        n = source.n_samples
-        starts = source.chunk_starts(self.LOADER_CHUNK) if hasattr(source, "chunk_starts") else \
-            np.arange(0, n, self.LOADER_CHUNK)
-        bounds = np.r_[starts, n]
-        mine = shard_stream(rng.permutation(starts.size), bounds, world, rank)
+        bounds = self._chunk_bounds(source)
+        mine = shard_stream(rng.permutation(bounds.size - 1), bounds, world, rank)
         plan = split_groups(mine, source.block_size)
         local = np.random.default_rng(np.random.SeedSequence([epoch_seed, rank]))
 
@@ -477,23 +482,18 @@ class MLPModel(Model):
             return xb[inverse], yb[inverse]
 
         carry = None
-        with ThreadPoolExecutor(1, thread_name_prefix="dgex-loader") as pool:
-            pending = pool.submit(read, plan[0])
-            for i in range(len(plan)):
-                xb, yb = pending.result()
-                if i + 1 < len(plan):
-                    pending = pool.submit(read, plan[i + 1])
-                yb = targets(xb, yb)
-                perm = local.permutation(xb.shape[0])
-                xb, yb = xb[perm], yb[perm]
-                if carry is not None:
-                    xb, yb = np.concatenate([carry[0], xb]), np.concatenate([carry[1], yb])
-                    carry = None
-                full = xb.shape[0] // b * b
-                for s in range(0, full, b):
-                    yield torch.from_numpy(xb[s:s + b]).to(dev, _F32), torch.from_numpy(yb[s:s + b]).to(dev, _F32)
-                if full < xb.shape[0]:
-                    carry = (xb[full:], yb[full:])
+        for xb, yb in self._read_ahead(read, plan):
+            yb = targets(xb, yb)
+            perm = local.permutation(xb.shape[0])
+            xb, yb = xb[perm], yb[perm]
+            if carry is not None:
+                xb, yb = np.concatenate([carry[0], xb]), np.concatenate([carry[1], yb])
+                carry = None
+            full = xb.shape[0] // b * b
+            for s in range(0, full, b):
+                yield torch.from_numpy(xb[s:s + b]).to(dev, _F32), torch.from_numpy(yb[s:s + b]).to(dev, _F32)
+            if full < xb.shape[0]:
+                carry = (xb[full:], yb[full:])
         if carry is not None:
             yield torch.from_numpy(carry[0]).to(dev, _F32), torch.from_numpy(carry[1]).to(dev, _F32)
 
@@ -525,7 +525,7 @@ class MLPModel(Model):
             targets = _GroupTargets(slice(None))
         rank, world = ddp.world()
         state = {"epoch": 0, "best_score": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": [],
-                 "world": world, "data": getattr(self, "_data_key", None)}
+                 "world": world, "data": _data_key(self)}
         best_weights = None
         ckpt = self._checkpoint_path(gi)
         resume = ckpt is not None and ckpt.exists()
@@ -684,8 +684,7 @@ class MLPModel(Model):
         if state.get("world", 1) != world:  # the steps per epoch (and the schedule) depend on it
             raise ModelError(f"{path}: the checkpoint was written by a job of {state.get('world', 1)} process(es), "
                              f"this one has {world}: resume it with the same number (--nproc), or remove it")
-        key = getattr(self, "_data_key", None)
-        if state.get("data") and key and state["data"] != key:
+        if state.get("data") and state["data"] != _data_key(self):
             raise ModelError(f"{path}: the checkpoint was trained on other samples (another dataset or split); "
                              "remove it or train in another folder")
         net.load_state_dict({k[4:]: v.to(dev) for k, v in tensors.items() if k.startswith("net.")})

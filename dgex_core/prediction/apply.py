@@ -39,7 +39,7 @@ import pandas as pd
 
 from .._atomic import output_target, refuse_input_as_output
 from ..errors import ModelError
-from ..export import gene_meta_path, open_block_writer, resolve_compression
+from ..export import gene_meta_path, open_block_writer, resolve_compression, workers_write
 from ..landmarks import LandmarkList, match_landmarks
 from ..matrix import ExpressionMatrix
 from ..models.base import Model
@@ -451,13 +451,11 @@ def predict_file(
                 total = n_input
                 # zarr, or uncompressed GCTX, from the workers: each writes its own blocks into the
                 # output, no values travel back (else one writer here, in order)
-                remote_store = client is not None and not gather and (
-                    fmt == "zarr" or (fmt == "gctx" and codec == "none" and hasattr(os, "pwritev")))
+                remote_store = client is not None and not gather and workers_write(fmt, codec)
                 writer = open_block_writer(output_path, genes, output_gene_meta(run, clip_range), fmt,
                                            compression=codec, background=background and not remote_store,
                                            on_written=(lambda b: written.release()) if background else None,
                                            n_samples=n_input, chunk_rows=block_size)
-                remote_store = remote_store and getattr(writer, "workers_write", False)
                 recycle = not writer.retains_blocks
             if client is not None:
                 if remote_store:
