@@ -166,6 +166,7 @@ class RawChunkGCTXWriter(_ChunkStoringGCTXWriter):
         self._fd: int | None = None
         super().__init__(path, gene_ids, gene_meta, compression=None, compression_opts=None, chunks=chunks)
         self._ranges: collections.deque[tuple[int, int]] = collections.deque()  # file bytes of recent blocks
+        self._planned: collections.deque[tuple[int, int]] = collections.deque()  # bytes of reserved blocks
 
     def _create_matrix(self, chunks):
         import h5py
@@ -201,13 +202,19 @@ class RawChunkGCTXWriter(_ChunkStoringGCTXWriter):
         self._reserved = start + n_rows
         rows = self._ds.chunks[0]
         offsets = {k: v for k, v in self._chunk_offsets(start - start % rows).items() if k[0] < start + n_rows}
-        return RowsPlan(os.path.abspath(self._h5.filename), start, n_rows, tuple(self._ds.chunks), self.dtype.str, offsets)
+        plan = RowsPlan(os.path.abspath(self._h5.filename), start, n_rows, tuple(self._ds.chunks), self.dtype.str,
+                        offsets)
+        self._planned.append(plan.span())
+        return plan
 
     def record(self, block: ExpressionMatrix) -> None:
         """The ids and metadata of the next reserved samples, their values already written."""
         self._check_open()
         ids = block.sample_ids
         refuse_written_again(self.path, ids, self._seen)
+        span = self._planned.popleft() if self._planned else None
+        if span is not None:  # its bytes are on their way to disk (the worker started the writeback)
+            self._write_behind(*span)
         self._seen.update(ids)
         self._sample_ids.append(ids)
         self._sample_meta.append(block.sample_meta)
@@ -280,9 +287,17 @@ class RowsPlan(NamedTuple):
     dtype: str
     offsets: dict
 
+    def span(self) -> tuple[int, int] | None:
+        """The file bytes of the chunks the block's rows go to (None for no rows)."""
+        if not self.offsets:
+            return None
+        rows, cols = self.chunks
+        return min(self.offsets.values()), max(self.offsets.values()) + rows * cols * np.dtype(self.dtype).itemsize
+
     def write(self, values: np.ndarray) -> None:
         """Write a block's values (``n_rows`` x genes) there (on a Dask worker: the file
-        must be on a filesystem it shares with the writer)."""
+        must be on a filesystem it shares with the writer), and start their writeback
+        (the writer drops them from the page cache later, as it does its own blocks)."""
         if values.shape[0] != self.n_rows:
             raise ValueError(f"{values.shape[0]} rows for a plan of {self.n_rows}")
         try:
@@ -292,8 +307,10 @@ class RowsPlan(NamedTuple):
                               "machine?): write the output on a filesystem the workers share, or gather it in one "
                               "process (dgex predict --gather)") from None
         try:
-            store_rows(fd, np.ascontiguousarray(values, dtype=np.dtype(self.dtype)), self.start, self.chunks,
-                       self.offsets)
+            span = store_rows(fd, np.ascontiguousarray(values, dtype=np.dtype(self.dtype)), self.start, self.chunks,
+                              self.offsets)
+            if span is not None and hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(fd, span[0], span[1] - span[0], os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
 
